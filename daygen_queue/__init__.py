@@ -1,0 +1,56 @@
+"""daygen_queue: one ``TaskQueue`` interface over Google Cloud Tasks and its local emulator."""
+
+from daygen_queue.clock import Clock, SystemClock, VirtualClock
+from daygen_queue.config import QueueConfig, RateLimits, RetryConfig
+from daygen_queue.delivery import InvalidDelivery, TaskDelivery
+from daygen_queue.errors import (
+    BackendUnavailable,
+    InvalidArgument,
+    QueueAlreadyExists,
+    QueueError,
+    QueueNotFound,
+    QueueRecentlyDeleted,
+    TaskAlreadyExists,
+    TaskNotFound,
+)
+from daygen_queue.factory import open_task_queue
+from daygen_queue.interface import TaskQueue
+from daygen_queue.tasks import (
+    Attempt,
+    HttpRequest,
+    NewTask,
+    OidcToken,
+    Queue,
+    QueueState,
+    QueueStats,
+    Task,
+)
+
+__all__ = [
+    "Attempt",
+    "BackendUnavailable",
+    "Clock",
+    "HttpRequest",
+    "InvalidArgument",
+    "InvalidDelivery",
+    "NewTask",
+    "OidcToken",
+    "Queue",
+    "QueueAlreadyExists",
+    "QueueConfig",
+    "QueueError",
+    "QueueNotFound",
+    "QueueRecentlyDeleted",
+    "QueueState",
+    "QueueStats",
+    "RateLimits",
+    "RetryConfig",
+    "SystemClock",
+    "Task",
+    "TaskAlreadyExists",
+    "TaskDelivery",
+    "TaskNotFound",
+    "TaskQueue",
+    "VirtualClock",
+    "open_task_queue",
+]

@@ -1,0 +1,103 @@
+"""How a task attempt reaches its target: the ``Dispatcher`` protocol and its two
+implementations, real HTTP (what Cloud Tasks does) and an in-memory handler call.
+
+The in-memory one is a first-class dispatcher, not a test fake: it still receives the full
+request with every ``X-CloudTasks-*`` header and the real body bytes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Protocol
+
+import aiohttp
+
+
+@dataclass(frozen=True, slots=True)
+class DispatchRequest:
+    url: str
+    method: str
+    headers: Mapping[str, str]
+    body: bytes
+    deadline: timedelta
+
+
+@dataclass(frozen=True, slots=True)
+class DispatchResult:
+    """``status`` is None when no HTTP response came back (``error`` says why)."""
+
+    status: int | None
+    headers: Mapping[str, str] = field(default_factory=dict)
+    error: str = ""
+
+
+class Dispatcher(Protocol):
+    async def dispatch(self, request: DispatchRequest) -> DispatchResult:
+        """Deliver one attempt. Raising counts as a connection error; the engine enforces
+        the dispatch deadline itself by cancelling this call."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+class HttpDispatcher:
+    """Real HTTP over one shared aiohttp session, as Cloud Tasks' HTTP targets."""
+
+    def __init__(self, *, connection_limit: int = 0) -> None:
+        self._session: aiohttp.ClientSession | None = None
+        self._connection_limit = connection_limit
+
+    def _get_session(self) -> aiohttp.ClientSession:
+        # Created lazily so that the session belongs to the running loop.
+        if self._session is None or self._session.closed:
+            connector = aiohttp.TCPConnector(limit=self._connection_limit, ttl_dns_cache=300)
+            self._session = aiohttp.ClientSession(
+                connector=connector, auto_decompress=False, cookie_jar=aiohttp.DummyCookieJar()
+            )
+        return self._session
+
+    async def dispatch(self, request: DispatchRequest) -> DispatchResult:
+        session = self._get_session()
+        has_content_type = any(name.lower() == "content-type" for name in request.headers)
+        try:
+            async with session.request(
+                request.method,
+                request.url,
+                headers=dict(request.headers),
+                data=request.body or None,
+                timeout=aiohttp.ClientTimeout(total=request.deadline.total_seconds()),
+                # Cloud Tasks adds no Content-Type of its own to HTTP targets.
+                skip_auto_headers=() if has_content_type else ("Content-Type",),
+            ) as response:
+                await response.read()
+                return DispatchResult(status=response.status, headers=dict(response.headers))
+        except TimeoutError:
+            return DispatchResult(status=None, error="DEADLINE_EXCEEDED")
+        except aiohttp.ClientError as exc:
+            return DispatchResult(status=None, error=f"connection error: {exc}")
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+
+Handler = Callable[[DispatchRequest], Awaitable["DispatchResult | int"]]
+
+
+class CallableDispatcher:
+    """Delivers to an async function in the same process; it answers a status or a result."""
+
+    def __init__(self, handler: Handler) -> None:
+        self._handler = handler
+
+    async def dispatch(self, request: DispatchRequest) -> DispatchResult:
+        outcome = await self._handler(request)
+        if isinstance(outcome, int):
+            return DispatchResult(status=outcome)
+        return outcome
+
+    async def close(self) -> None:
+        return None

@@ -1,0 +1,65 @@
+"""Errors the emulator answers with: a gRPC status code name and Cloud Tasks' own message.
+
+The messages are the ones recorded from real Cloud Tasks (facts §1, §2, §5) so that a client
+that matches on them behaves the same against the emulator as against Google.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+Resource = Literal["queue", "task", "location", "other"]
+
+QUEUE_MISSING = (
+    "Queue does not exist. If you just created the queue, wait at least a minute for the queue "
+    "to initialize."
+)
+ENTITY_MISSING = "Requested entity was not found."
+TASK_TOMBSTONED = (
+    "The task no longer exists, though a task with this name existed recently. The task either "
+    "successfully completed or was deleted."
+)
+QUEUE_EXISTS = "Queue already exists"
+QUEUE_TOMBSTONED = (
+    "The queue cannot be created because a queue with this name existed too recently."
+)
+TASK_EXISTS = "Requested entity already exists"
+QUEUE_NAME_FORMAT = (
+    'Queue name must be formatted: "projects/<PROJECT_ID>/locations/<LOCATION_ID>/queues/'
+    '<QUEUE_ID>".'
+)
+
+
+class EmulatorError(Exception):
+    """A request the emulator refuses. ``code`` is the gRPC status name (``NOT_FOUND``...)."""
+
+    code: str = "UNKNOWN"
+
+    def __init__(self, message: str, *, resource: Resource = "other") -> None:
+        super().__init__(message)
+        self.message = message
+        self.resource: Resource = resource
+
+
+class NotFound(EmulatorError):
+    code = "NOT_FOUND"
+
+
+class AlreadyExists(EmulatorError):
+    code = "ALREADY_EXISTS"
+
+
+class InvalidArgument(EmulatorError):
+    code = "INVALID_ARGUMENT"
+
+
+class FailedPrecondition(EmulatorError):
+    code = "FAILED_PRECONDITION"
+
+
+def task_id_invalid(task_id: str) -> InvalidArgument:
+    return InvalidArgument(
+        f'Task ID "{task_id}" can contain only letters ([A-Za-z]), numbers ([0-9]), hyphens (-), '
+        "or underscores (_). Task ID must between 1 and 500 characters.",
+        resource="task",
+    )

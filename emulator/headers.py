@@ -1,0 +1,36 @@
+"""The request Cloud Tasks sends for one attempt: the caller's headers plus the
+``X-CloudTasks-*`` set (facts §4.4-4.5)."""
+
+from __future__ import annotations
+
+from emulator import rules
+from emulator.model import TaskRecord
+
+USER_AGENT = "Google-Cloud-Tasks"
+# Names Cloud Tasks owns; a caller's value for them is replaced.
+_RESERVED = ("user-agent", "host", "content-length")
+
+
+def attempt_headers(queue_id: str, task: TaskRecord) -> dict[str, str]:
+    """Headers for the attempt about to be dispatched (before ``dispatch_count`` grows).
+
+    RetryCount counts every earlier dispatch; ExecutionCount only the responses that were not
+    5xx; PreviousResponse and an empty RetryReason appear on retries only.
+    """
+    headers = {
+        name: value
+        for name, value in task.http_request.headers.items()
+        if name.lower() not in _RESERVED and not name.lower().startswith("x-cloudtasks-")
+    }
+    headers["User-Agent"] = USER_AGENT
+    headers["X-CloudTasks-QueueName"] = queue_id
+    headers["X-CloudTasks-TaskName"] = task.short_id
+    headers["X-CloudTasks-TaskRetryCount"] = str(task.dispatch_count)
+    headers["X-CloudTasks-TaskExecutionCount"] = str(task.execution_count)
+    headers["X-CloudTasks-TaskETA"] = rules.format_eta(task.schedule_time)
+    if task.dispatch_count > 0:
+        previous = task.previous_http_status
+        if previous is not None:
+            headers["X-CloudTasks-TaskPreviousResponse"] = str(previous)
+        headers["X-CloudTasks-TaskRetryReason"] = ""
+    return headers
