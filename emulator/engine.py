@@ -63,6 +63,7 @@ _MICRO = timedelta(microseconds=1)
 # How often the driver looks again at deliveries that neither finished nor parked on the
 # virtual clock (real HTTP in flight); only used while run_until_idle()/advance() wait.
 _SETTLE_POLL_SECONDS = 0.01
+_SETTLE_SPINS = 4
 
 QUEUE_FIELDS = frozenset(
     {
@@ -509,6 +510,7 @@ class Emulator:
         only when every running delivery is parked on the clock (a handler that 'takes'
         virtual time) and the jump stays within ``horizon``."""
         clock = self._steppable()
+        spins = 0
         while True:
             self._pump()
             if not self._flights:
@@ -525,6 +527,13 @@ class Emulator:
                 clock.advance_to(max(target, clock.now()))
                 await asyncio.sleep(0)
                 continue
+            if spins < _SETTLE_SPINS:
+                # In-process handlers finish or park within a few loop turns: look again
+                # before falling back to a timed wait (real I/O in flight).
+                spins += 1
+                await asyncio.sleep(0)
+                continue
+            spins = 0
             self._progress.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._progress.wait(), _SETTLE_POLL_SECONDS)

@@ -63,3 +63,15 @@ def task_id_invalid(task_id: str) -> InvalidArgument:
         "or underscores (_). Task ID must between 1 and 500 characters.",
         resource="task",
     )
+
+
+class Aborted(EmulatorError):
+    """A concurrent change won (SetIamPolicy with a stale etag)."""
+
+    code = "ABORTED"
+
+
+class Unimplemented(EmulatorError):
+    """An RPC or feature Cloud Tasks has that the emulator does not model."""
+
+    code = "UNIMPLEMENTED"
