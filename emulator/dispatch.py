@@ -48,6 +48,7 @@ class HttpDispatcher:
     def __init__(self, *, connection_limit: int = 0) -> None:
         self._session: aiohttp.ClientSession | None = None
         self._connection_limit = connection_limit
+        self._timeouts: dict[timedelta, aiohttp.ClientTimeout] = {}
 
     def _get_session(self) -> aiohttp.ClientSession:
         # Created lazily so that the session belongs to the running loop.
@@ -61,13 +62,17 @@ class HttpDispatcher:
     async def dispatch(self, request: DispatchRequest) -> DispatchResult:
         session = self._get_session()
         has_content_type = any(name.lower() == "content-type" for name in request.headers)
+        timeout = self._timeouts.get(request.deadline)
+        if timeout is None:
+            timeout = aiohttp.ClientTimeout(total=request.deadline.total_seconds())
+            self._timeouts[request.deadline] = timeout
         try:
             async with session.request(
                 request.method,
                 request.url,
-                headers=dict(request.headers),
+                headers=request.headers,
                 data=request.body or None,
-                timeout=aiohttp.ClientTimeout(total=request.deadline.total_seconds()),
+                timeout=timeout,
                 # Cloud Tasks adds no Content-Type of its own to HTTP targets.
                 skip_auto_headers=() if has_content_type else ("Content-Type",),
             ) as response:

@@ -60,6 +60,7 @@ from emulator.validation import (
 )
 
 _MICRO = timedelta(microseconds=1)
+_MINUTE = timedelta(minutes=1)
 # How often the driver looks again at deliveries that neither finished nor parked on the
 # virtual clock (real HTTP in flight); only used while run_until_idle()/advance() wait.
 _SETTLE_POLL_SECONDS = 0.01
@@ -132,7 +133,10 @@ class Emulator:
         self._task_tombstone_ttl = task_tombstone_ttl
         self._queue_tombstone_ttl = queue_tombstone_ttl
         self._token_minter = token_minter
-        self._manual = isinstance(self._clock, SteppableClock)
+        self._stepper: SteppableClock | None = (
+            self._clock if isinstance(self._clock, SteppableClock) else None
+        )
+        self._manual = self._stepper is not None
         # Generated task ids are 20 decimal digits like Cloud Tasks'; on a virtual clock they
         # come from a fixed seed so that traces repeat.
         self._rng = random.Random(seed if seed is not None else (0 if self._manual else None))
@@ -146,7 +150,8 @@ class Emulator:
         self._seq = itertools.count()
         self._driving = 0
         self._progress = asyncio.Event()
-        self._wake = asyncio.Event()
+        self._alarm: asyncio.Future[None] | None = None  # the real-clock driver's sleep
+        self._sleeping_until: datetime | None = None
         self._loop_task: asyncio.Task[None] | None = None
         self._started = False
         self._closed = False
@@ -443,28 +448,26 @@ class Emulator:
 
     def next_wakeup(self) -> datetime | None:
         """The next instant at which the engine has something to do, if any."""
-        best: datetime | None = None
         now = self._clock.now()
-        for runtime in self._queues.values():
-            if runtime.record.state is not QueueState.RUNNING:
-                continue
-            if runtime.in_flight >= runtime.record.rate_limits.max_concurrent_dispatches:
-                continue  # a completion frees a slot and wakes us
-            top = self._top(runtime)
-            if top is None:
-                continue
-            due = top.schedule_time if top.schedule_time > now else now
-            token_at = runtime.bucket.next_token_time(now)
-            candidate = max(due, token_at)
-            if best is None or candidate < best:
-                best = candidate
+        candidates = [self._queue_wakeup(runtime, now) for runtime in self._queues.values()]
         while self._deadlines and self._deadlines[0][2].done:
             heapq.heappop(self._deadlines)
         if self._deadlines:
-            deadline = self._deadlines[0][2].deadline
-            if best is None or deadline < best:
-                best = deadline
-        return best
+            candidates.append(self._deadlines[0][2].deadline)
+        return min((when for when in candidates if when is not None), default=None)
+
+    def _queue_wakeup(self, runtime: _QueueRuntime, now: datetime) -> datetime | None:
+        """When this queue can dispatch next, or None if only a completion or a change can
+        make it (paused, at its concurrency cap, or empty)."""
+        if runtime.record.state is not QueueState.RUNNING:
+            return None
+        if runtime.in_flight >= runtime.record.rate_limits.max_concurrent_dispatches:
+            return None
+        top = self._top(runtime)
+        if top is None:
+            return None
+        due = top.schedule_time if top.schedule_time > now else now
+        return max(due, runtime.bucket.next_token_time(now))
 
     async def run_until_idle(self) -> None:
         """Dispatch everything due, wait for those deliveries, jump the virtual clock to the
@@ -501,9 +504,9 @@ class Emulator:
             self._driving -= 1
 
     def _steppable(self) -> SteppableClock:
-        if not isinstance(self._clock, SteppableClock):
+        if self._stepper is None:
             raise TypeError("run_until_idle() and advance() need a virtual (steppable) clock")
-        return self._clock
+        return self._stepper
 
     async def _settle(self, horizon: datetime | None) -> None:
         """Pump until nothing is due now and no delivery is running, jumping virtual time
@@ -539,29 +542,50 @@ class Emulator:
                 await asyncio.wait_for(self._progress.wait(), _SETTLE_POLL_SECONDS)
 
     async def _run(self) -> None:
-        """Real-clock driver: sleep until the next due instant or until something changes."""
+        """Real-clock driver: sleep until the next due instant unless woken earlier.
+
+        Non-steppable clocks flow with the wall clock, so the sleep is a loop timer rather
+        than a task per wait: completions and creations happen thousands of times a second
+        and must not each cost a wake-up.
+        """
+        loop = asyncio.get_running_loop()
         while True:
-            self._wake.clear()
             self._pump()
             upcoming = self.next_wakeup()
-            if upcoming is None:
-                await self._wake.wait()
-                continue
-            sleeper = asyncio.ensure_future(self._clock.sleep_until(upcoming))
-            waker = asyncio.ensure_future(self._wake.wait())
+            alarm: asyncio.Future[None] = loop.create_future()
+            self._alarm, self._sleeping_until = alarm, upcoming
+            timer = None
+            if upcoming is not None:
+                delay = max(0.0, (upcoming - self._clock.now()).total_seconds())
+                timer = loop.call_later(delay, self._ring, alarm)
             try:
-                await asyncio.wait({sleeper, waker}, return_when=asyncio.FIRST_COMPLETED)
+                await alarm
             finally:
-                sleeper.cancel()
-                waker.cancel()
+                if timer is not None:
+                    timer.cancel()
+                self._alarm = None
+
+    @staticmethod
+    def _ring(alarm: asyncio.Future[None]) -> None:
+        if not alarm.done():
+            alarm.set_result(None)
+
+    def _wake_by(self, when: datetime | None) -> None:
+        """Make the real-clock driver look again no later than ``when``."""
+        alarm = self._alarm
+        if alarm is None or when is None:
+            return
+        if self._sleeping_until is None or when < self._sleeping_until:
+            self._ring(alarm)
 
     def _kick(self, runtime: _QueueRuntime) -> None:
         """Something changed in a queue: dispatch right away if time is flowing, and let the
-        real-clock driver recompute its sleep."""
+        real-clock driver know if the queue now needs it sooner."""
         if self._manual and not self._driving:
             return
-        self._pump_queue(runtime, self._clock.now())
-        self._wake.set()
+        now = self._clock.now()
+        self._pump_queue(runtime, now)
+        self._wake_by(self._queue_wakeup(runtime, now))
 
     # ------------------------------------------------------------------ dispatching
 
@@ -631,6 +655,7 @@ class Emulator:
         self._store.put_task(task)
         self._emit(EventKind.TASK_DISPATCHED, queue_id, task.short_id, attempt=flight.number)
         flight.job = asyncio.get_running_loop().create_task(self._deliver(flight, request))
+        self._wake_by(flight.deadline)
 
     async def _deliver(self, flight: _Flight, request: DispatchRequest) -> None:
         try:
@@ -662,6 +687,7 @@ class Emulator:
         runtime.in_flight -= 1
         task.in_flight -= 1
         runtime.finished.append(now)
+        self._forget_old_completions(runtime, now)
         status = result.status
         attempt.response_time = now
         attempt.http_status = status
@@ -699,10 +725,7 @@ class Emulator:
             if alive and task.in_flight == 0:
                 self._after_failure(runtime, task, result, now)
         self._progress.set()
-        if self._manual and not self._driving:
-            return
-        self._pump_queue(runtime, now)
-        self._wake.set()
+        self._kick(runtime)
 
     def _after_failure(
         self, runtime: _QueueRuntime, task: TaskRecord, result: DispatchResult, now: datetime
@@ -773,7 +796,7 @@ class Emulator:
                 del self._task_tombstones[name]
 
     def _forget_old_completions(self, runtime: _QueueRuntime, now: datetime) -> None:
-        horizon = now - timedelta(minutes=1)
+        horizon = now - _MINUTE
         while runtime.finished and runtime.finished[0] < horizon:
             runtime.finished.popleft()
 

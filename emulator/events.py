@@ -9,8 +9,8 @@ from __future__ import annotations
 import enum
 from collections import deque
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from datetime import datetime
+from typing import NamedTuple
 
 
 class EventKind(enum.StrEnum):
@@ -30,8 +30,7 @@ class EventKind(enum.StrEnum):
     TASK_PURGED = "task_purged"
 
 
-@dataclass(frozen=True, slots=True)
-class Event:
+class Event(NamedTuple):
     """One state change. ``queue`` and ``task`` are short ids; ``attempt`` counts dispatches
     from 1; ``status`` is the HTTP status of a finished attempt (None for a timeout or a
     connection error, with ``detail`` saying which)."""

@@ -1,0 +1,49 @@
+"""Shared helpers for the benchmark scripts: repeats, medians, a table, JSON output."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+
+def parser(description: str) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--json", type=Path, help="also write the results to this file")
+    p.add_argument("--repeat", type=int, default=3, help="repeats; the median is reported")
+    p.add_argument("--quick", action="store_true", help="smaller workloads (smoke run)")
+    return p
+
+
+def median(values: Sequence[float]) -> float:
+    return statistics.median(values)
+
+
+def print_table(title: str, rows: list[dict[str, Any]]) -> None:
+    if not rows:
+        return
+    columns = list(rows[0])
+    cells = [[_fmt(row.get(column)) for column in columns] for row in rows]
+    widths = [max(len(column), *(len(r[i]) for r in cells)) for i, column in enumerate(columns)]
+    print(f"\n{title}")
+    print("  ".join(column.ljust(width) for column, width in zip(columns, widths, strict=True)))
+    print("  ".join("-" * width for width in widths))
+    for row in cells:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)))
+
+
+def write_json(path: Path | None, payload: dict[str, Any]) -> None:
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(payload, indent=2, default=str))
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        if value >= 100:
+            return f"{value:,.0f}"
+        return f"{value:.3g}"
+    return "" if value is None else str(value)

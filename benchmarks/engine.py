@@ -1,0 +1,304 @@
+"""Emulator engine benchmarks (issue: the queue core).
+
+    python -m benchmarks.engine [--quick] [--json PATH]
+
+1. Engine overhead: tasks/s through create + dispatch + completion with an in-memory
+   dispatcher on the virtual clock (100 000 tasks), on the engine and through ``TaskQueue``.
+2. HTTP dispatch: tasks/s delivered to a local aiohttp receiver with 50 in flight, against a
+   bare aiohttp client posting the same requests to the same receiver with the same
+   concurrency, in the same run (the physical limit).
+3. Rate fidelity on the real clock: configured 10, 50 and 200/s.
+4. RSS and idle CPU with 100 000 future tasks (in a fresh subprocess).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+import time
+from collections import deque
+from datetime import datetime, timezone
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+import emulator as emu
+from benchmarks.common import median, parser, print_table, write_json
+from daygen_queue import HttpRequest, NewTask, QueueConfig, RateLimits, SystemClock, VirtualClock
+from daygen_queue.backends.emulator import EmulatorBackend
+
+PARENT = "projects/bench/locations/local"
+
+
+async def _ok(request: emu.DispatchRequest) -> int:
+    return 200
+
+
+async def engine_overhead(tasks: int) -> dict[str, float]:
+    engine = emu.Emulator(
+        clock=VirtualClock(), dispatcher=emu.CallableDispatcher(_ok), event_history=1000
+    )
+    await engine.start()
+    queue = f"{PARENT}/queues/q"
+    await engine.create_queue(
+        emu.QueueSpec(queue, emu.RateLimits(500, 5000))
+    )
+    target = emu.HttpTarget(url="http://target.invalid/x", body=b'{"jobId": "x"}')
+    started = time.perf_counter()
+    for index in range(tasks):
+        await engine.create_task(queue, emu.NewTaskSpec(target, name=f"{queue}/tasks/t{index}"))
+    created = time.perf_counter()
+    await engine.run_until_idle()
+    finished = time.perf_counter()
+    await engine.close()
+    return {
+        "create_per_s": tasks / (created - started),
+        "dispatch_per_s": tasks / (finished - created),
+        "end_to_end_per_s": tasks / (finished - started),
+    }
+
+
+async def task_queue_overhead(tasks: int) -> dict[str, float]:
+    backend = EmulatorBackend(
+        clock=VirtualClock(), dispatcher=emu.CallableDispatcher(_ok), event_history=1000
+    )
+    await backend.create_queue(
+        QueueConfig(name="q", rate_limits=RateLimits(max_concurrent_dispatches=5000))
+    )
+    started = time.perf_counter()
+    for index in range(tasks):
+        await backend.create_task(
+            "q", NewTask(http_request=HttpRequest(url="http://target.invalid/x"), name=f"t{index}")
+        )
+    await backend.run_until_idle()
+    finished = time.perf_counter()
+    await backend.close()
+    return {"end_to_end_per_s": tasks / (finished - started)}
+
+
+class _Receiver:
+    def __init__(self) -> None:
+        self.count = 0
+        self.done = asyncio.Event()
+        self.expected = 0
+        self.runner: web.AppRunner | None = None
+        self.url = ""
+
+    async def handle(self, request: web.Request) -> web.Response:
+        await request.read()
+        self.count += 1
+        if self.count >= self.expected:
+            self.done.set()
+        return web.Response(status=200)
+
+    async def start(self) -> None:
+        app = web.Application()
+        app.router.add_post("/task", self.handle)
+        self.runner = web.AppRunner(app, access_log=None)
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.url = f"http://127.0.0.1:{port}/task"
+
+    def expect(self, count: int) -> None:
+        self.count, self.expected = 0, count
+        self.done.clear()
+
+
+async def bare_client(receiver: _Receiver, requests: int, in_flight: int) -> float:
+    """The physical limit: the same POSTs from a plain aiohttp client, 50 at a time."""
+    receiver.expect(requests)
+    headers = {"X-CloudTasks-QueueName": "q", "User-Agent": "Google-Cloud-Tasks"}
+    body = b'{"jobId": "x"}'
+    remaining = iter(range(requests))
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
+
+        async def worker() -> None:
+            for _ in remaining:
+                async with session.post(receiver.url, headers=headers, data=body) as response:
+                    await response.read()
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(in_flight)))
+        return requests / (time.perf_counter() - started)
+
+
+async def emulator_dispatch(receiver: _Receiver, requests: int, in_flight: int) -> float:
+    """The engine on the real clock: 50 queues of one concurrent dispatch each = 50 in
+    flight (one queue may not exceed 500/s, as in Cloud Tasks, so the load is spread)."""
+    queues = in_flight
+    receiver.expect(requests)
+    backend = EmulatorBackend(clock=SystemClock(), event_history=1000)
+    for index in range(queues):
+        await backend.create_queue(
+            QueueConfig(
+                name=f"q{index}",
+                rate_limits=RateLimits(max_concurrent_dispatches=in_flight // queues),
+            )
+        )
+        await backend.pause_queue(f"q{index}")
+    request = HttpRequest(url=receiver.url, body=b'{"jobId": "x"}')
+    for index in range(requests):
+        await backend.create_task(f"q{index % queues}", NewTask(http_request=request))
+    started = time.perf_counter()
+    for index in range(queues):
+        await backend.resume_queue(f"q{index}")
+    await asyncio.wait_for(receiver.done.wait(), 120)
+    elapsed = time.perf_counter() - started
+    await backend.close()
+    return requests / elapsed
+
+
+async def rate_fidelity(rate: float, seconds: float) -> dict[str, float]:
+    """Dispatch times on the real clock; the steady rate excludes the initial burst."""
+    times: list[float] = []
+    in_flight = 0
+    most_in_flight = 0
+
+    async def handler(request: emu.DispatchRequest) -> int:
+        nonlocal in_flight, most_in_flight
+        times.append(time.perf_counter())
+        in_flight += 1
+        most_in_flight = max(most_in_flight, in_flight)
+        await asyncio.sleep(0.005)  # a handler that takes a little time
+        in_flight -= 1
+        return 200
+
+    backend = EmulatorBackend(
+        clock=SystemClock(), dispatcher=emu.CallableDispatcher(handler), event_history=1000
+    )
+    config = QueueConfig(name="q", rate_limits=RateLimits(max_dispatches_per_second=rate))
+    await backend.create_queue(config)
+    await backend.pause_queue("q")
+    burst = config.rate_limits.effective_burst_size
+    total = burst + int(rate * seconds)
+    for _ in range(total):
+        await backend.create_task("q", NewTask(http_request=HttpRequest(url="http://x/y")))
+    await backend.resume_queue("q")
+    while len(times) < total:
+        await asyncio.sleep(0.05)
+    await backend.close()
+    steady = times[burst:]
+    achieved = (len(steady) - 1) / (steady[-1] - steady[0])
+    window = deque[float]()
+    largest = 0
+    for moment in times:
+        window.append(moment)
+        while moment - window[0] >= 1.0:
+            window.popleft()
+        largest = max(largest, len(window))
+    return {
+        "configured_per_s": rate,
+        "achieved_per_s": achieved,
+        "error_pct": abs(achieved - rate) / rate * 100,
+        "burst": burst,
+        "largest_1s_window": largest,
+        "most_in_flight": most_in_flight,
+    }
+
+
+_IDLE_CHILD = """
+import asyncio, json, os, resource, sys, time
+from datetime import datetime, timedelta, timezone
+import emulator as emu
+
+def rss_kib():
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+
+async def main(count):
+    engine = emu.Emulator(event_history=0)
+    await engine.start()
+    queue = "projects/bench/locations/local/queues/q"
+    await engine.create_queue(emu.QueueSpec(queue))
+    target = emu.HttpTarget(url="http://127.0.0.1:9/never", body=b'{"jobId": "0123456789"}')
+    later = datetime.now(timezone.utc) + timedelta(days=1)
+    before = rss_kib()
+    for index in range(count):
+        await engine.create_task(queue, emu.NewTaskSpec(target, name=f"{queue}/tasks/job-{index:08d}", schedule_time=later))
+    after = rss_kib()
+    cpu0 = time.process_time()
+    await asyncio.sleep(5)
+    cpu = time.process_time() - cpu0
+    print(json.dumps({"tasks": count, "rss_per_task_bytes": (after - before) * 1024 / count,
+                      "rss_mib": after / 1024, "idle_cpu_pct": cpu / 5 * 100}))
+    await engine.close()
+
+asyncio.run(main(int(sys.argv[1])))
+"""
+
+
+def idle_footprint(tasks: int) -> dict[str, Any]:
+    output = subprocess.run(
+        [sys.executable, "-c", _IDLE_CHILD, str(tasks)],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    result: dict[str, Any] = json.loads(output.stdout.strip().splitlines()[-1])
+    return result
+
+
+async def main() -> None:
+    args = parser(__doc__ or "").parse_args()
+    tasks = 20_000 if args.quick else 100_000
+    http_requests = 5_000 if args.quick else 20_000
+    results: dict[str, Any] = {"when": datetime.now(timezone.utc).isoformat()}
+
+    engine_runs = [await engine_overhead(tasks) for _ in range(args.repeat)]
+    api_runs = [await task_queue_overhead(tasks // 5) for _ in range(args.repeat)]
+    overhead = {
+        key: median([run[key] for run in engine_runs]) for key in engine_runs[0]
+    }
+    overhead["through_task_queue_per_s"] = median([r["end_to_end_per_s"] for r in api_runs])
+    results["engine_overhead"] = {"tasks": tasks, **overhead}
+    print_table(
+        f"Engine overhead, in-memory dispatcher, virtual clock, {tasks:,} tasks (median of {args.repeat})",
+        [{"measure": key, "tasks/s": value} for key, value in overhead.items()],
+    )
+
+    receiver = _Receiver()
+    await receiver.start()
+    ratios, bare, ours = [], [], []
+    for _ in range(args.repeat):
+        limit = await bare_client(receiver, http_requests, 50)
+        achieved = await emulator_dispatch(receiver, http_requests, 50)
+        bare.append(limit)
+        ours.append(achieved)
+        ratios.append(achieved / limit)
+    assert receiver.runner is not None
+    await receiver.runner.cleanup()
+    results["http_dispatch"] = {
+        "requests": http_requests,
+        "bare_client_per_s": median(bare),
+        "emulator_per_s": median(ours),
+        "ratio": median(ratios),
+    }
+    print_table(
+        f"HTTP dispatch to a local aiohttp receiver, 50 in flight, {http_requests:,} tasks",
+        [
+            {"path": "bare aiohttp client (limit)", "tasks/s": median(bare), "ratio": 1.0},
+            {"path": "emulator engine", "tasks/s": median(ours), "ratio": median(ratios)},
+        ],
+    )
+
+    seconds = 2.0 if args.quick else 5.0
+    fidelity = [await rate_fidelity(rate, seconds) for rate in (10.0, 50.0, 200.0)]
+    results["rate_fidelity"] = fidelity
+    print_table(f"Rate fidelity on the real clock ({seconds:.0f} s steady each)", fidelity)
+
+    footprint = idle_footprint(tasks)
+    results["idle_footprint"] = footprint
+    print_table(f"{tasks:,} future tasks held in memory", [footprint])
+    write_json(args.json, results)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
