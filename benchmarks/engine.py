@@ -19,7 +19,7 @@ import subprocess
 import sys
 import time
 from collections import deque
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
@@ -43,9 +43,7 @@ async def engine_overhead(tasks: int) -> dict[str, float]:
     )
     await engine.start()
     queue = f"{PARENT}/queues/q"
-    await engine.create_queue(
-        emu.QueueSpec(queue, emu.RateLimits(500, 5000))
-    )
+    await engine.create_queue(emu.QueueSpec(queue, emu.RateLimits(500, 5000)))
     target = emu.HttpTarget(url="http://target.invalid/x", body=b'{"jobId": "x"}')
     started = time.perf_counter()
     for index in range(tasks):
@@ -158,10 +156,13 @@ async def rate_fidelity(rate: float, seconds: float) -> dict[str, float]:
     times: list[float] = []
     in_flight = 0
     most_in_flight = 0
+    all_sent = asyncio.Event()
 
     async def handler(request: emu.DispatchRequest) -> int:
         nonlocal in_flight, most_in_flight
         times.append(time.perf_counter())
+        if len(times) >= total:
+            all_sent.set()
         in_flight += 1
         most_in_flight = max(most_in_flight, in_flight)
         await asyncio.sleep(0.005)  # a handler that takes a little time
@@ -179,8 +180,7 @@ async def rate_fidelity(rate: float, seconds: float) -> dict[str, float]:
     for _ in range(total):
         await backend.create_task("q", NewTask(http_request=HttpRequest(url="http://x/y")))
     await backend.resume_queue("q")
-    while len(times) < total:
-        await asyncio.sleep(0.05)
+    await asyncio.wait_for(all_sent.wait(), seconds * 3 + 30)
     await backend.close()
     steady = times[burst:]
     achieved = (len(steady) - 1) / (steady[-1] - steady[0])
@@ -221,7 +221,8 @@ async def main(count):
     later = datetime.now(timezone.utc) + timedelta(days=1)
     before = rss_kib()
     for index in range(count):
-        await engine.create_task(queue, emu.NewTaskSpec(target, name=f"{queue}/tasks/job-{index:08d}", schedule_time=later))
+        name = f"{queue}/tasks/job-{index:08d}"
+        await engine.create_task(queue, emu.NewTaskSpec(target, name=name, schedule_time=later))
     after = rss_kib()
     cpu0 = time.process_time()
     await asyncio.sleep(5)
@@ -250,17 +251,16 @@ async def main() -> None:
     args = parser(__doc__ or "").parse_args()
     tasks = 20_000 if args.quick else 100_000
     http_requests = 5_000 if args.quick else 20_000
-    results: dict[str, Any] = {"when": datetime.now(timezone.utc).isoformat()}
+    results: dict[str, Any] = {"when": datetime.now(UTC).isoformat()}
 
     engine_runs = [await engine_overhead(tasks) for _ in range(args.repeat)]
     api_runs = [await task_queue_overhead(tasks // 5) for _ in range(args.repeat)]
-    overhead = {
-        key: median([run[key] for run in engine_runs]) for key in engine_runs[0]
-    }
+    overhead = {key: median([run[key] for run in engine_runs]) for key in engine_runs[0]}
     overhead["through_task_queue_per_s"] = median([r["end_to_end_per_s"] for r in api_runs])
     results["engine_overhead"] = {"tasks": tasks, **overhead}
     print_table(
-        f"Engine overhead, in-memory dispatcher, virtual clock, {tasks:,} tasks (median of {args.repeat})",
+        f"Engine overhead, in-memory dispatcher, virtual clock, {tasks:,} tasks"
+        f" (median of {args.repeat})",
         [{"measure": key, "tasks/s": value} for key, value in overhead.items()],
     )
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 
 class InvalidDelivery(ValueError):
@@ -58,9 +58,11 @@ class TaskDelivery:
         eta = None
         if eta_raw:
             try:
-                eta = datetime.fromtimestamp(float(eta_raw), tz=timezone.utc)
+                eta = datetime.fromtimestamp(float(eta_raw), tz=UTC)
             except (ValueError, OverflowError):
-                raise InvalidDelivery(f"header X-CloudTasks-TaskETA is not a time: {eta_raw!r}")
+                raise InvalidDelivery(
+                    f"header X-CloudTasks-TaskETA is not a time: {eta_raw!r}"
+                ) from None
         previous = lowered.get("x-cloudtasks-taskpreviousresponse")
         return cls(
             queue_name=required("X-CloudTasks-QueueName"),

@@ -26,7 +26,9 @@ class QueueSettings(Protocol):
     def task_queue_url(self) -> str: ...
 
 
-def open_task_queue(settings_or_url: str | QueueSettings = "emulator:", **options: Any) -> TaskQueue:
+def open_task_queue(
+    settings_or_url: str | QueueSettings = "emulator:", **options: Any
+) -> TaskQueue:
     """A ``TaskQueue`` for a URL or a settings object. ``options`` go to the backend's
     constructor (``clock=``, ``dispatcher=`` for the emulator; ``emulator_host=`` ...)."""
     url = settings_or_url if isinstance(settings_or_url, str) else settings_or_url.task_queue_url

@@ -8,7 +8,6 @@ from typing import Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-
 from daygen_queue.config import QueueConfig
 
 HttpMethod = Literal["POST", "GET", "HEAD", "PUT", "DELETE", "PATCH", "OPTIONS"]

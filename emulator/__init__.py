@@ -7,9 +7,9 @@ Cloud Tasks client, ours or Google's, can be pointed at it.
 from emulator.clock import Clock, RealClock, SteppableClock
 from emulator.dispatch import (
     CallableDispatcher,
+    Dispatcher,
     DispatchRequest,
     DispatchResult,
-    Dispatcher,
     HttpDispatcher,
 )
 from emulator.engine import Emulator, TokenMinter

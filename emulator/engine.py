@@ -24,7 +24,7 @@ from typing import Any, Protocol
 
 from emulator import rules
 from emulator.clock import Clock, RealClock, SteppableClock
-from emulator.dispatch import DispatchRequest, DispatchResult, Dispatcher, HttpDispatcher
+from emulator.dispatch import Dispatcher, DispatchRequest, DispatchResult, HttpDispatcher
 from emulator.errors import (
     ENTITY_MISSING,
     QUEUE_EXISTS,
@@ -41,6 +41,7 @@ from emulator.events import Event, EventKind, EventStream
 from emulator.headers import attempt_headers
 from emulator.model import (
     Attempt,
+    HttpTarget,
     NewTaskSpec,
     QueueRecord,
     QueueSpec,
@@ -365,7 +366,7 @@ class Emulator:
         now = self._clock.now()
         validate_new_task(spec, now)
         if spec.name is not None:
-            task_queue, task_id = split_task_name(spec.name)
+            task_queue, _ = split_task_name(spec.name)
             if task_queue != queue:
                 raise InvalidArgument(
                     f"The queue name from request ('{queue}') must be the same as the queue "
@@ -387,7 +388,9 @@ class Emulator:
         task = TaskRecord(
             name=name,
             queue=queue,
-            http_request=replace(target, headers=dict(target.headers)),
+            http_request=HttpTarget(
+                target.url, target.http_method, dict(target.headers), target.body, target.oidc_token
+            ),
             schedule_time=schedule_time,
             create_time=rules.truncate_to_second(now),
             dispatch_deadline=spec.dispatch_deadline or rules.DEFAULT_DISPATCH_DEADLINE,
@@ -708,9 +711,7 @@ class Emulator:
             runtime.tasks.get(task.name) is task
         )
         if status is not None and rules.is_success(status):
-            self._emit(
-                EventKind.ATTEMPT_SUCCEEDED, queue_id, task.short_id, flight.number, status
-            )
+            self._emit(EventKind.ATTEMPT_SUCCEEDED, queue_id, task.short_id, flight.number, status)
             if alive:
                 self._remove(runtime, task, now)
         else:
@@ -741,7 +742,9 @@ class Emulator:
         ):
             self._remove(runtime, task, now)
             self._emit(
-                EventKind.TASK_EXHAUSTED, runtime.record.short_id, task.short_id,
+                EventKind.TASK_EXHAUSTED,
+                runtime.record.short_id,
+                task.short_id,
                 task.dispatch_count,
             )
             return
@@ -847,4 +850,3 @@ def _masked(base: QueueSpec, source: QueueSpec, fields: set[str]) -> QueueSpec:
                 for name in type(origin).__slots__:
                     setattr(target, name, getattr(origin, name))
     return base
-

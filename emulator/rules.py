@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 # Queue defaults observed on real Cloud Tasks (facts §2.2, §2.3, §9.1).
 DEFAULT_MAX_DISPATCHES_PER_SECOND = 500.0
@@ -33,7 +33,7 @@ DEFAULT_TASK_TOMBSTONE_TTL = timedelta(hours=1)
 DEFAULT_QUEUE_TOMBSTONE_TTL = timedelta(days=7)
 MAX_LIST_QUEUES_PAGE = 9800
 MAX_LIST_TASKS_PAGE = 1000
-EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 QUEUE_NAME_RE = re.compile(
     r"^projects/(?P<project>[A-Za-z0-9:.\-]+)/locations/(?P<location>[A-Za-z0-9\-]+)"
@@ -70,7 +70,7 @@ def backoff_interval(
         raise ValueError("retry_number starts at 1")
     doublings = min(retry_number - 1, max_doublings)
     linear_steps = max(1, retry_number - max_doublings)
-    interval = min_backoff * (2**doublings) * linear_steps
+    interval: timedelta = min_backoff * (2**doublings) * linear_steps
     return min(max_backoff, interval)
 
 
@@ -145,5 +145,3 @@ def format_eta(when: datetime) -> str:
     micros = (when - EPOCH) // timedelta(microseconds=1)
     seconds, fraction = divmod(micros, 1_000_000)
     return f"{seconds}.{fraction:06d}"
-
-

@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
 import emulator as emu
 from daygen_queue.clock import Clock
@@ -27,6 +27,7 @@ from daygen_queue.errors import (
 )
 from daygen_queue.tasks import (
     Attempt,
+    HttpMethod,
     HttpRequest,
     NewTask,
     OidcToken,
@@ -38,6 +39,7 @@ from daygen_queue.tasks import (
 
 DEFAULT_PROJECT = "local-project"
 DEFAULT_LOCATION = "local"
+
 
 def translate_error(error: emu.EmulatorError) -> QueueError:
     """The emulator's error as the ``daygen_queue`` error of the same meaning."""
@@ -133,12 +135,14 @@ def task_model(record: emu.TaskRecord) -> Task:
         queue=record.queue.rsplit("/", 1)[-1],
         http_request=HttpRequest.model_construct(
             url=target.url,
-            http_method=target.http_method,
+            http_method=cast(HttpMethod, target.http_method),
             headers=dict(target.headers),
             body=target.body,
             oidc_token=None
             if oidc is None
-            else OidcToken(service_account_email=oidc.service_account_email, audience=oidc.audience),
+            else OidcToken(
+                service_account_email=oidc.service_account_email, audience=oidc.audience
+            ),
         ),
         schedule_time=record.schedule_time,
         create_time=record.create_time,
@@ -212,7 +216,9 @@ class EmulatorBackend:
     async def create_queue(self, config: QueueConfig) -> Queue:
         await self.engine.start()
         with translated():
-            record = await self.engine.create_queue(queue_spec(config, self.queue_path(config.name)))
+            record = await self.engine.create_queue(
+                queue_spec(config, self.queue_path(config.name))
+            )
         return queue_model(record)
 
     async def update_queue(self, config: QueueConfig) -> Queue:

@@ -10,7 +10,7 @@ tests prove the same properties exactly).
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -55,7 +55,9 @@ async def barrier(task_queue: TaskQueue, receiver: Receiver, tag: str) -> None:
     await receiver.wait_for_path(f"/{name}")
 
 
-async def test_created_queue_has_cloud_tasks_defaults(task_queue: TaskQueue, queue_name: str) -> None:
+async def test_created_queue_has_cloud_tasks_defaults(
+    task_queue: TaskQueue, queue_name: str
+) -> None:
     queue = await task_queue.create_queue(QueueConfig(name=queue_name))
 
     assert queue.name == queue_name
@@ -91,14 +93,18 @@ async def test_queue_config_round_trips(task_queue: TaskQueue, queue_name: str) 
     assert queue_name in [queue.name for queue in await task_queue.list_queues()]
 
 
-async def test_creating_an_existing_queue_is_refused(task_queue: TaskQueue, queue_name: str) -> None:
+async def test_creating_an_existing_queue_is_refused(
+    task_queue: TaskQueue, queue_name: str
+) -> None:
     await task_queue.create_queue(QueueConfig(name=queue_name))
 
     with pytest.raises(QueueAlreadyExists):
         await task_queue.create_queue(QueueConfig(name=queue_name))
 
 
-async def test_unknown_queue_is_not_found_everywhere(task_queue: TaskQueue, queue_name: str) -> None:
+async def test_unknown_queue_is_not_found_everywhere(
+    task_queue: TaskQueue, queue_name: str
+) -> None:
     for operation in (
         task_queue.get_queue,
         task_queue.pause_queue,
@@ -256,11 +262,9 @@ async def test_get_task_returns_what_was_created(
     task_queue: TaskQueue, queue_name: str, receiver: Receiver
 ) -> None:
     await task_queue.create_queue(QueueConfig(name=queue_name))
-    later = datetime.now(timezone.utc) + timedelta(hours=1)
+    later = datetime.now(UTC) + timedelta(hours=1)
     task = NewTask(
-        http_request=HttpRequest(
-            url=receiver.url("/later"), headers={"X-A": "1"}, body=b"payload"
-        ),
+        http_request=HttpRequest(url=receiver.url("/later"), headers={"X-A": "1"}, body=b"payload"),
         name="later",
         schedule_time=later,
         dispatch_deadline=timedelta(seconds=30),
@@ -295,12 +299,10 @@ async def test_schedule_time_beyond_thirty_days_is_invalid(
     task_queue: TaskQueue, queue_name: str, receiver: Receiver
 ) -> None:
     await task_queue.create_queue(QueueConfig(name=queue_name))
-    too_late = datetime.now(timezone.utc) + timedelta(days=31)
+    too_late = datetime.now(UTC) + timedelta(days=31)
 
     with pytest.raises(InvalidArgument, match="720h"):
-        await task_queue.create_task(
-            queue_name, task_to(receiver, "/late", schedule_time=too_late)
-        )
+        await task_queue.create_task(queue_name, task_to(receiver, "/late", schedule_time=too_late))
 
 
 async def test_paused_queue_holds_tasks_until_resumed(

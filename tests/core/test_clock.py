@@ -18,7 +18,10 @@ async def test_virtual_sleepers_wake_in_deadline_order(virtual_clock: VirtualClo
 
     tasks = [asyncio.create_task(sleeper(n, s)) for n, s in (("late", 30), ("early", 10))]
     await asyncio.sleep(0)
-    assert set(virtual_clock.parked().values()) == {start + timedelta(seconds=10), start + timedelta(seconds=30)}
+    assert set(virtual_clock.parked().values()) == {
+        start + timedelta(seconds=10),
+        start + timedelta(seconds=30),
+    }
 
     virtual_clock.advance(timedelta(seconds=10))
     await asyncio.sleep(0)

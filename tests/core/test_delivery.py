@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -27,15 +27,18 @@ def test_reads_a_retry_delivery_case_insensitively() -> None:
     assert delivery.retry_count == 2
     assert delivery.attempt == 3
     assert delivery.execution_count == 1
-    assert delivery.eta == datetime(2022, 10, 25, 4, 7, 35, 329624, tzinfo=timezone.utc)
+    assert delivery.eta == datetime(2022, 10, 25, 4, 7, 35, 329624, tzinfo=UTC)
     assert delivery.previous_response == 404
     assert delivery.retry_reason == ""
 
 
 def test_first_attempt_has_no_previous_response() -> None:
     delivery = TaskDelivery.from_headers(
-        {"X-CloudTasks-QueueName": "q", "X-CloudTasks-TaskName": "t",
-         "X-CloudTasks-TaskRetryCount": "0"}
+        {
+            "X-CloudTasks-QueueName": "q",
+            "X-CloudTasks-TaskName": "t",
+            "X-CloudTasks-TaskRetryCount": "0",
+        }
     )
     assert delivery.previous_response is None
     assert delivery.retry_reason is None
@@ -47,12 +50,22 @@ def test_first_attempt_has_no_previous_response() -> None:
     [
         {},
         {"X-CloudTasks-QueueName": "q", "X-CloudTasks-TaskRetryCount": "0"},
-        {"X-CloudTasks-QueueName": "q", "X-CloudTasks-TaskName": "t",
-         "X-CloudTasks-TaskRetryCount": "two"},
-        {"X-CloudTasks-QueueName": "q", "X-CloudTasks-TaskName": "t",
-         "X-CloudTasks-TaskRetryCount": "-1"},
-        {"X-CloudTasks-QueueName": "q", "X-CloudTasks-TaskName": "t",
-         "X-CloudTasks-TaskRetryCount": "0", "X-CloudTasks-TaskETA": "soon"},
+        {
+            "X-CloudTasks-QueueName": "q",
+            "X-CloudTasks-TaskName": "t",
+            "X-CloudTasks-TaskRetryCount": "two",
+        },
+        {
+            "X-CloudTasks-QueueName": "q",
+            "X-CloudTasks-TaskName": "t",
+            "X-CloudTasks-TaskRetryCount": "-1",
+        },
+        {
+            "X-CloudTasks-QueueName": "q",
+            "X-CloudTasks-TaskName": "t",
+            "X-CloudTasks-TaskRetryCount": "0",
+            "X-CloudTasks-TaskETA": "soon",
+        },
     ],
 )
 def test_malformed_deliveries_are_refused(headers: dict[str, str]) -> None:

@@ -7,6 +7,7 @@ virtual clock; ``run_until_idle()`` jumps time whenever everything waits on it.
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
@@ -36,7 +37,9 @@ Handler = Callable[[emu.DispatchRequest], Awaitable["emu.DispatchResult | int"]]
 class Recorder:
     """Delivers to ``script`` and remembers (virtual time, request) of every attempt."""
 
-    def __init__(self, clock: VirtualClock, script: Callable[[emu.DispatchRequest], int] | None = None) -> None:
+    def __init__(
+        self, clock: VirtualClock, script: Callable[[emu.DispatchRequest], int] | None = None
+    ) -> None:
         self.clock = clock
         self.script = script or (lambda request: 200)
         self.calls: list[tuple[datetime, emu.DispatchRequest]] = []
@@ -111,7 +114,9 @@ async def test_full_bucket_bursts_then_dispatches_at_the_configured_rate(
     assert times[10:] == pytest.approx([0.1 * k for k in range(1, 21)], abs=1e-6)
 
 
-async def test_max_rate_queue_bursts_one_hundred(backend: EmulatorBackend, recorder: Recorder) -> None:
+async def test_max_rate_queue_bursts_one_hundred(
+    backend: EmulatorBackend, recorder: Recorder
+) -> None:
     await backend.create_queue(QueueConfig(name="q"))
     await add_tasks(backend, "q", 150)
 
@@ -164,16 +169,14 @@ async def test_retries_follow_the_backoff_sequence(
 ) -> None:
     recorder.script = lambda request: 500
     backend = make_backend(virtual_clock, recorder)
-    retry = RetryConfig(
-        max_attempts=9, min_backoff=10 * S, max_backoff=300 * S, max_doublings=3
-    )
+    retry = RetryConfig(max_attempts=9, min_backoff=10 * S, max_backoff=300 * S, max_doublings=3)
     await backend.create_queue(QueueConfig(name="q", retry_config=retry))
     await backend.create_task("q", new_task("t"))
 
     await backend.run_until_idle()
 
     times = recorder.times()
-    gaps = [later - earlier for earlier, later in zip(times, times[1:], strict=False)]
+    gaps = [later - earlier for earlier, later in itertools.pairwise(times)]
     assert gaps == [10, 20, 40, 80, 160, 240, 300, 300]
     [exhausted] = backend.events.of_kind(EventKind.TASK_EXHAUSTED)
     assert exhausted.attempt == 9
@@ -386,7 +389,9 @@ async def test_engine_validates_what_the_models_let_through(backend: EmulatorBac
         dispatch_deadline=None,
     )
     short_deadline = NewTask.model_construct(
-        http_request=HttpRequest(url="http://x/y"), name=None, schedule_time=None,
+        http_request=HttpRequest(url="http://x/y"),
+        name=None,
+        schedule_time=None,
         dispatch_deadline=timedelta(seconds=1),
     )
 
@@ -492,7 +497,9 @@ async def test_failed_run_task_is_rescheduled_by_backoff_not_at_its_old_time(
     backend = make_backend(virtual_clock, recorder)
     retry = RetryConfig(min_backoff=10 * S, max_backoff=10 * S)
     await backend.create_queue(QueueConfig(name="q", retry_config=retry))
-    await backend.create_task("q", new_task("t", schedule_time=virtual_clock.now() + timedelta(hours=1)))
+    await backend.create_task(
+        "q", new_task("t", schedule_time=virtual_clock.now() + timedelta(hours=1))
+    )
 
     await backend.run_task("q", "t")
     await backend.run_until_idle()

@@ -32,8 +32,11 @@ async def test_body_and_caller_headers_arrive_and_no_content_type_is_invented(
         NewTask(
             http_request=HttpRequest(
                 url=receiver.url("/json"),
-                headers={"content-type": "application/json", "User-Agent": "spoof",
-                         "X-CloudTasks-TaskRetryCount": "99"},
+                headers={
+                    "content-type": "application/json",
+                    "User-Agent": "spoof",
+                    "X-CloudTasks-TaskRetryCount": "99",
+                },
                 body=b"{}",
             )
         ),
@@ -65,7 +68,9 @@ async def test_http_methods_other_than_post(backend: EmulatorBackend, receiver: 
     assert [(r.method, r.body) for r in receiver.for_path("/put")] == [("PUT", b"p")]
 
 
-async def test_error_status_is_a_failed_attempt(backend: EmulatorBackend, receiver: Receiver) -> None:
+async def test_error_status_is_a_failed_attempt(
+    backend: EmulatorBackend, receiver: Receiver
+) -> None:
     receiver.responder = lambda request: 500
     await backend.create_task(
         "q", NewTask(http_request=HttpRequest(url=receiver.url("/err")), name="err")

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from emulator import rules
 
 S = timedelta(seconds=1)
-T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def sequence(count: int, *, min_s: float, max_s: float, doublings: int) -> list[float]:
@@ -77,13 +77,15 @@ def test_retries_stop_only_when_both_limits_are_met(
     )
 
 
-@pytest.mark.parametrize(("rate", "burst"), [(500, 100), (1, 10), (0.5, 10), (10, 10), (50, 50), (200, 100)])
+@pytest.mark.parametrize(
+    ("rate", "burst"), [(500, 100), (1, 10), (0.5, 10), (10, 10), (50, 50), (200, 100)]
+)
 def test_burst_is_derived_from_the_rate(rate: float, burst: int) -> None:
     assert rules.derive_max_burst_size(rate) == burst
 
 
 def test_eta_is_fractional_epoch_seconds() -> None:
-    when = datetime(2022, 10, 25, 4, 7, 35, 329624, tzinfo=timezone.utc)
+    when = datetime(2022, 10, 25, 4, 7, 35, 329624, tzinfo=UTC)
     assert rules.format_eta(when) == "1666670855.329624"
 
 

@@ -81,6 +81,10 @@ class Receiver:
             )
         return list(self.requests)
 
-    async def wait_for_path(self, path: str, count: int = 1, timeout: float = 10.0) -> list[Received]:
-        await self.wait_for(lambda requests: len([r for r in requests if r.path == path]) >= count, timeout)
+    async def wait_for_path(
+        self, path: str, count: int = 1, timeout: float = 10.0
+    ) -> list[Received]:
+        await self.wait_for(
+            lambda requests: len([r for r in requests if r.path == path]) >= count, timeout
+        )
         return self.for_path(path)
