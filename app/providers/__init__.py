@@ -1,0 +1,31 @@
+"""AI providers behind one contract, with offline Pillow implementations.
+
+Import from here: the errors a handler classifies, the protocols a backend implements, the
+:class:`Providers` table, and :func:`build_providers`, the one factory the app calls.
+"""
+
+from app.providers.base import (
+    ImageProvider,
+    PermanentProviderError,
+    ProviderError,
+    Providers,
+    RetryableProviderError,
+    UpscaleProvider,
+    VideoProvider,
+)
+from app.providers.local import LocalImageProvider, LocalUpscaleProvider, LocalVideoProvider
+from app.providers.registry import build_providers
+
+__all__ = [
+    "ImageProvider",
+    "LocalImageProvider",
+    "LocalUpscaleProvider",
+    "LocalVideoProvider",
+    "PermanentProviderError",
+    "ProviderError",
+    "Providers",
+    "RetryableProviderError",
+    "UpscaleProvider",
+    "VideoProvider",
+    "build_providers",
+]
