@@ -516,30 +516,26 @@ class Emulator:
         only when every running delivery is parked on the clock (a handler that 'takes'
         virtual time) and the jump stays within ``horizon``."""
         clock = self._steppable()
+        self._pump()
         spins = 0
-        while True:
-            self._pump()
-            if not self._flights:
-                return
-            parked = clock.parked()
-            running = [f for f in self._flights if f.job is not None and f.job not in parked]
-            if not running:
-                wakes = [parked[f.job] for f in self._flights if f.job is not None]
-                upcoming = self.next_wakeup()
-                candidates = [*wakes, *([upcoming] if upcoming is not None else [])]
-                target = min(candidates)
-                if horizon is not None and target > horizon:
-                    return
-                clock.advance_to(max(target, clock.now()))
-                await asyncio.sleep(0)
-                continue
+        while self._flights:
             if spins < _SETTLE_SPINS:
-                # In-process handlers finish or park within a few loop turns: look again
-                # before falling back to a timed wait (real I/O in flight).
+                # In-process handlers finish or park within a few loop turns. Completions
+                # pump their own queue, so nothing else becomes due while time stands still.
                 spins += 1
                 await asyncio.sleep(0)
                 continue
             spins = 0
+            parked = clock.parked()
+            if all(f.job is not None and f.job in parked for f in self._flights):
+                wakes = [parked[f.job] for f in self._flights if f.job is not None]
+                upcoming = self.next_wakeup()
+                target = min([*wakes, upcoming] if upcoming is not None else wakes)
+                if horizon is not None and target > horizon:
+                    return
+                clock.advance_to(max(target, clock.now()))
+                self._pump()
+                continue
             self._progress.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._progress.wait(), _SETTLE_POLL_SECONDS)
@@ -588,7 +584,8 @@ class Emulator:
             return
         now = self._clock.now()
         self._pump_queue(runtime, now)
-        self._wake_by(self._queue_wakeup(runtime, now))
+        if self._alarm is not None:
+            self._wake_by(self._queue_wakeup(runtime, now))
 
     # ------------------------------------------------------------------ dispatching
 

@@ -55,10 +55,10 @@ class QueueRecord:
     retry_config: RetryConfig
     state: QueueState = QueueState.RUNNING
     purge_time: datetime | None = None
+    short_id: str = field(init=False)  # the QUEUE_ID part, read on every event and attempt
 
-    @property
-    def short_id(self) -> str:
-        return self.name.rsplit("/", 1)[-1]
+    def __post_init__(self) -> None:
+        self.short_id = self.name.rsplit("/", 1)[-1]
 
 
 @dataclass(slots=True)
@@ -120,10 +120,10 @@ class TaskRecord:
     last_attempt: Attempt | None = None
     generation: int = 0  # bumped on every reschedule: stale heap entries are skipped
     in_flight: int = 0
+    short_id: str = field(init=False)  # the TASK_ID part, read on every event and attempt
 
-    @property
-    def short_id(self) -> str:
-        return self.name.rsplit("/", 1)[-1]
+    def __post_init__(self) -> None:
+        self.short_id = self.name.rsplit("/", 1)[-1]
 
     @property
     def previous_http_status(self) -> int | None:
