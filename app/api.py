@@ -1,0 +1,277 @@
+"""The public HTTP API (the seed's routes) and its JSON error contract.
+
+Every error is a JSON object ``{"error": code, "message": text}``; validation errors add
+``fields`` (each naming the offending field). Bad input is a 4xx, never a 500.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Any
+
+from aiohttp import web
+from pydantic import BaseModel, ValidationError
+
+from app.auth import AuthError, bearer_token
+from app.context import SERVICES
+from app.credits import InsufficientCredits
+from app.jobs.submit import submit_job
+from app.jobs.types import JOB_TYPES
+from app.jobs.views import job_view
+
+log = logging.getLogger("app.api")
+
+MAX_LIMIT, DEFAULT_LIMIT = 100, 20
+
+
+class ApiError(Exception):
+    def __init__(
+        self, status: int, code: str, message: str, fields: list[dict[str, str]] | None = None
+    ) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message, self.fields = status, code, message, fields
+
+    def response(self) -> web.Response:
+        body: dict[str, Any] = {"error": self.code, "message": self.message}
+        if self.fields is not None:
+            body["fields"] = self.fields
+        headers = {"WWW-Authenticate": "Bearer"} if self.status == 401 else None
+        return web.json_response(body, status=self.status, headers=headers)
+
+
+def field_errors(exc: ValidationError) -> ApiError:
+    """422 naming each field (``prompts[3]``, ``imageUrl``) as the client spelled it."""
+    fields = []
+    for error in exc.errors(include_url=False):
+        location = ""
+        for part in error["loc"]:
+            location += f"[{part}]" if isinstance(part, int) else (f".{part}" if location else part)
+        message = error["msg"].removeprefix("Value error, ")
+        fields.append({"field": location or "body", "message": message, "type": error["type"]})
+    summary = "; ".join(f"{item['field']}: {item['message']}" for item in fields)
+    return ApiError(422, "validation_error", summary, fields)
+
+
+_STATUS_CODES = {
+    400: "bad_request",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+}
+
+
+@web.middleware
+async def json_errors(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """Turn every failure into the JSON error contract."""
+    try:
+        return await handler(request)
+    except ApiError as error:
+        return error.response()
+    except web.HTTPException as error:
+        if error.status < 400:
+            raise
+        code = _STATUS_CODES.get(error.status, "error")
+        message = error.reason
+        if error.status == 413:
+            limit = request.app[SERVICES].settings.max_body_bytes
+            message = f"request body too large (limit {limit} bytes)"
+        elif error.status == 404:
+            message = f"no route for {request.method} {request.path}"
+        return web.json_response(
+            {"error": code, "message": message}, status=error.status, headers=_allow(error)
+        )
+    except Exception:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return web.json_response(
+            {"error": "internal_error", "message": "internal server error"}, status=500
+        )
+
+
+def _allow(error: web.HTTPException) -> dict[str, str] | None:
+    allow = error.headers.get("Allow")
+    return {"Allow": allow} if allow else None
+
+
+_CORS_PATHS = ("/api/", "/media/", "/healthz")
+
+
+def cors_middleware(allowed: str) -> Any:
+    """CORS for the REST API and media (the seed's frontend runs on another origin). Socket.IO
+    answers its own CORS; the internal endpoint gets none."""
+    origins = {origin.strip() for origin in allowed.split(",") if origin.strip()}
+    allow_all = not origins or "*" in origins
+
+    @web.middleware
+    async def cors(
+        request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        origin = request.headers.get("Origin")
+        if origin is None or not request.path.startswith(_CORS_PATHS):
+            return await handler(request)
+        preflight = (
+            request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers
+        )
+        response = web.Response(status=204) if preflight else await handler(request)
+        if allow_all or origin in origins:
+            response.headers["Access-Control-Allow-Origin"] = "*" if allow_all else origin
+            response.headers["Vary"] = "Origin"
+            if preflight:
+                response.headers["Access-Control-Allow-Methods"] = "GET, POST, OPTIONS"
+                response.headers["Access-Control-Allow-Headers"] = "Authorization, Content-Type"
+                response.headers["Access-Control-Max-Age"] = "600"
+        return response
+
+    return cors
+
+
+async def authenticated_user(request: web.Request) -> str:
+    """The caller's user id (created with the starting credits on first sight), or 401."""
+    services = request.app[SERVICES]
+    try:
+        principal = await services.users.verify(bearer_token(request.headers.get("Authorization")))
+    except AuthError as error:
+        raise ApiError(401, "unauthorized", str(error)) from None
+    await services.store.ensure_user(principal.user_id)
+    return principal.user_id
+
+
+async def json_body(request: web.Request, model: type[BaseModel]) -> Any:
+    raw = await request.read()  # 413 past client_max_size
+    if not raw.strip():
+        raise ApiError(
+            422,
+            "validation_error",
+            "body: a JSON object is required",
+            [{"field": "body", "message": "a JSON object is required", "type": "missing"}],
+        )
+    try:
+        data = json.loads(raw)
+    except (ValueError, RecursionError) as error:
+        raise ApiError(400, "invalid_json", f"body is not valid JSON: {error}") from None
+    if not isinstance(data, dict):
+        raise ApiError(
+            422,
+            "validation_error",
+            "body: must be a JSON object",
+            [{"field": "body", "message": "must be a JSON object", "type": "dict_type"}],
+        )
+    try:
+        return model.model_validate(data)
+    except ValidationError as error:
+        raise field_errors(error) from None
+
+
+def _job_type_route(job_type: str) -> Callable[[web.Request], Awaitable[web.Response]]:
+    spec = JOB_TYPES[job_type]
+
+    async def create(request: web.Request) -> web.Response:
+        user_id = await authenticated_user(request)
+        body = await json_body(request, spec.request)
+        try:
+            job = await submit_job(request.app[SERVICES], user_id, job_type, body)
+        except InsufficientCredits as error:
+            raise ApiError(402, "insufficient_credits", str(error)) from None
+        return web.json_response(job_view(job), status=202)
+
+    create.__name__ = f"create_{job_type.replace('-', '_')}"
+    return create
+
+
+async def get_job(request: web.Request) -> web.Response:
+    user_id = await authenticated_user(request)
+    job_id = request.match_info["job_id"]
+    job = (
+        await request.app[SERVICES].store.get_user_job(user_id, job_id)
+        if len(job_id) <= 64
+        else None
+    )
+    if job is None:
+        raise ApiError(404, "not_found", f"no job {job_id!r}")
+    return web.json_response(job_view(job))
+
+
+def encode_cursor(created_at: datetime, job_id: str) -> str:
+    raw = json.dumps([created_at.isoformat(), job_id]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        created, job_id = json.loads(raw)
+        when = datetime.fromisoformat(created)
+        if when.tzinfo is None or not isinstance(job_id, str):
+            raise ValueError("bad cursor")
+    except (ValueError, TypeError, binascii.Error, RecursionError):
+        raise ApiError(
+            422,
+            "validation_error",
+            "cursor: invalid cursor",
+            [{"field": "cursor", "message": "invalid cursor", "type": "value_error"}],
+        ) from None
+    return when, job_id
+
+
+def _limit(raw: str | None) -> int:
+    if raw is None:
+        return DEFAULT_LIMIT
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
+        message = f"must be an integer from 1 to {MAX_LIMIT}"
+        raise ApiError(
+            422,
+            "validation_error",
+            f"limit: {message}",
+            [{"field": "limit", "message": message, "type": "value_error"}],
+        )
+    return int(raw)
+
+
+async def list_jobs(request: web.Request) -> web.Response:
+    user_id = await authenticated_user(request)
+    limit = _limit(request.query.get("limit"))
+    cursor = request.query.get("cursor")
+    after = decode_cursor(cursor) if cursor else None
+    rows = await request.app[SERVICES].store.list_jobs(user_id, limit=limit + 1, after=after)
+    page, more = rows[:limit], len(rows) > limit
+    next_cursor = encode_cursor(page[-1].created_at, page[-1].id) if more and page else None
+    return web.json_response({"jobs": [job_view(row) for row in page], "nextCursor": next_cursor})
+
+
+async def me(request: web.Request) -> web.Response:
+    user_id = await authenticated_user(request)
+    user = await request.app[SERVICES].store.get_user(user_id)
+    assert user is not None  # ensure_user just made sure
+    return web.json_response({"id": user.id, "credits": user.credits})
+
+
+async def unknown_job_type(request: web.Request) -> web.Response:
+    known = ", ".join(JOB_TYPES)
+    raise ApiError(
+        404,
+        "not_found",
+        f"unknown job type {request.match_info['job_id']!r}; POST to one of: {known}",
+    )
+
+
+async def health(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+def api_routes() -> list[web.RouteDef]:
+    routes = [web.post(f"/api/jobs/{name}", _job_type_route(name)) for name in JOB_TYPES]
+    return [
+        *routes,
+        web.get("/api/jobs", list_jobs),
+        web.get("/api/jobs/{job_id}", get_job),
+        web.post("/api/jobs/{job_id}", unknown_job_type),
+        web.get("/api/me", me),
+        web.get("/healthz", health),
+    ]

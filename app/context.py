@@ -1,0 +1,35 @@
+"""``Services``: everything a request handler needs, built once per app and passed in.
+
+Stored on the aiohttp app under a typed ``web.AppKey`` (never reached for through globals), so
+a test can build the app with a virtual clock, an in-process queue and fake providers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from app.auth import InternalAuthenticator, UserAuthenticator
+from app.events import JobEvents
+from app.jobs.store import JobStore
+from app.providers.base import Providers
+from app.settings import Settings
+from app.storage import Storage
+from daygen_queue import Clock, TaskQueue
+
+
+@dataclass
+class Services:
+    settings: Settings
+    clock: Clock
+    store: JobStore
+    queue: TaskQueue
+    events: JobEvents
+    providers: Providers
+    storage: Storage
+    users: UserAuthenticator
+    internal: InternalAuthenticator
+
+
+SERVICES = web.AppKey("services", Services)

@@ -1,0 +1,81 @@
+"""Turning a saved job into Cloud Tasks tasks: one per job, or one per chunk of a batch.
+
+Task names are the job id (``{jobId}-chunk-{i}`` for chunks), so creating a task twice is
+refused by the queue (``TaskAlreadyExists``) and re-enqueueing is always safe.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Sequence
+
+from app.jobs.types import JOB_TYPES
+from app.settings import Settings
+from daygen_queue import HttpRequest, NewTask, OidcToken, TaskAlreadyExists, TaskQueue
+
+log = logging.getLogger("app.enqueue")
+
+
+def task_name(job_id: str, chunk: int | None = None) -> str:
+    return job_id if chunk is None else f"{job_id}-chunk-{chunk}"
+
+
+def task_for(settings: Settings, job_type: str, job_id: str, chunk: int | None = None) -> NewTask:
+    """The task that delivers ``job_id`` (or one of its chunks) to the processor.
+
+    Cloud Tasks adds no Content-Type, so the task carries its own. Authentication is the OIDC
+    token of ``TASK_SERVICE_ACCOUNT_EMAIL`` when set, else the internal key header.
+    """
+    spec = JOB_TYPES[job_type]
+    body: dict[str, object] = {"jobId": job_id}
+    if chunk is not None:
+        body["chunk"] = chunk
+    headers = {"Content-Type": "application/json"}
+    oidc = None
+    if settings.task_service_account_email:
+        oidc = OidcToken(
+            service_account_email=settings.task_service_account_email,
+            audience=settings.oidc_audience or "",
+        )
+    elif settings.internal_api_key is not None:
+        headers["X-Internal-Api-Key"] = settings.internal_api_key.get_secret_value()
+    return NewTask(
+        name=task_name(job_id, chunk),
+        http_request=HttpRequest(
+            url=f"{settings.base_url}/internal/tasks/{job_type}",
+            headers=headers,
+            body=json.dumps(body).encode(),
+            oidc_token=oidc,
+        ),
+        dispatch_deadline=spec.dispatch_deadline,
+    )
+
+
+async def enqueue(
+    queue: TaskQueue,
+    settings: Settings,
+    job_type: str,
+    job_id: str,
+    chunks: Sequence[int] = (),
+) -> int:
+    """Create the job's task(s); a task that already exists counts as done. Returns how many
+    were newly created. Other queue errors propagate (the reconciler tries again later)."""
+    spec = JOB_TYPES[job_type]
+    tasks = [task_for(settings, job_type, job_id, chunk) for chunk in chunks] or [
+        task_for(settings, job_type, job_id)
+    ]
+
+    async def create(task: NewTask) -> int:
+        try:
+            await queue.create_task(spec.queue, task)
+        except TaskAlreadyExists:
+            return 0
+        return 1
+
+    results = await asyncio.gather(*(create(task) for task in tasks), return_exceptions=True)
+    errors = [result for result in results if isinstance(result, BaseException)]
+    if errors:
+        raise errors[0]
+    return sum(result for result in results if isinstance(result, int))

@@ -1,0 +1,211 @@
+"""The Socket.IO side: who may connect, which rooms a socket joins, and when it must go.
+
+Every socket authenticates on connect (JWT in the ``auth`` payload, or a ``token`` query
+parameter for older clients) and joins ``user:{id}``; ``subscribe`` adds ``job:{id}`` for a job
+the user owns. Right after connect the socket gets the state of the user's unfinished jobs,
+because updates published before it connected were sent to nobody. When the token expires
+the transport is closed, so socket.io-client reconnects on its own and calls its ``auth``
+callback for a fresh token (a Socket.IO-level disconnect would stop it from reconnecting).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import parse_qs
+
+import socketio
+
+from app.auth import AuthError
+from app.context import Services
+from app.jobs.views import job_view
+from app.realtime.config import REDIS_OPTIONS, RealtimeConfig
+from app.realtime.rooms import job_room, user_room
+
+log = logging.getLogger("app.realtime")
+
+NAMESPACE = "/"
+MAX_JOB_ID_LENGTH = 64
+SNAPSHOT_LIMIT = 200
+"""At most this many unfinished jobs (the newest) are sent on connect: a user with a huge
+backlog gets the recent ones at once and the rest as they move."""
+
+
+def build_server(config: RealtimeConfig) -> socketio.AsyncServer:
+    """An aiohttp-mode server; its client manager goes through Redis when one is configured."""
+    manager: socketio.AsyncManager | None = None
+    if config.redis_url:
+        manager = socketio.AsyncRedisManager(
+            config.redis_url, channel=config.socketio_channel, redis_options=dict(REDIS_OPTIONS)
+        )
+    return socketio.AsyncServer(
+        async_mode="aiohttp",
+        client_manager=manager,
+        cors_allowed_origins=config.cors_allowed_origins,
+        logger=False,
+        engineio_logger=False,
+    )
+
+
+def refused(reason: str) -> socketio.exceptions.ConnectionRefusedError:
+    """The client sees ``connect_error`` with ``message == "unauthorized"`` and ``data.reason``."""
+    return socketio.exceptions.ConnectionRefusedError("unauthorized", {"reason": reason})
+
+
+def token_from(auth: Any, environ: dict[str, Any]) -> str | None:
+    """The JWT from ``io(url, {auth: {token}})``, else from ``?token=`` (older clients)."""
+    if isinstance(auth, dict):
+        token = auth.get("token")
+        if isinstance(token, str) and token.strip():
+            return token.strip().removeprefix("Bearer ").strip()
+    query: dict[str, list[str]] = parse_qs(str(environ.get("QUERY_STRING", "")))
+    for value in query.get("token", []):
+        if value.strip():
+            return value.strip()
+    return None
+
+
+def job_id_from(args: tuple[Any, ...]) -> str | None:
+    """``emit('subscribe', jobId)`` or ``emit('subscribe', {jobId})``."""
+    if not args:
+        return None
+    value = args[0]
+    if isinstance(value, dict):
+        value = value.get("jobId")
+    if isinstance(value, str) and 0 < len(value) <= MAX_JOB_ID_LENGTH:
+        return value
+    return None
+
+
+async def close_transport(sio: socketio.AsyncServer, eio_sid: str) -> None:
+    """Close the engine.io connection ``eio_sid``: the client sees "transport close" and
+    reconnects on its own, calling its ``auth`` callback for a fresh token. (A Socket.IO-level
+    disconnect is "io server disconnect", after which clients do not reconnect.)"""
+    socket = sio.eio.sockets.get(eio_sid)
+    await sio.eio.disconnect(eio_sid)
+    # engine.io-client ignores the CLOSE packet on a websocket, so the websocket itself must
+    # close; python-engineio's writer closes it when it reads ``None`` from the queue.
+    queue = getattr(socket, "queue", None)
+    if queue is not None:
+        queue.put_nowait(None)
+
+
+async def close_all_transports(sio: socketio.AsyncServer) -> None:
+    """Close every connection of this instance (shutting down: clients reconnect elsewhere,
+    and aiohttp does not wait for open websockets until its shutdown timeout)."""
+    for eio_sid in list(sio.eio.sockets):
+        with contextlib.suppress(Exception):
+            await close_transport(sio, eio_sid)
+
+
+class SocketHandlers:
+    """Registers the connect/disconnect/subscribe/unsubscribe handlers on ``sio``.
+
+    ``services`` is a callable because the gateway is built before the app that owns the
+    services (``create_app(events=gateway)``) and bound to it afterwards.
+    """
+
+    def __init__(self, sio: socketio.AsyncServer, services: Callable[[], Services]) -> None:
+        self.sio = sio
+        self._services = services
+        self._user_of: dict[str, str] = {}
+        self._expiry: dict[str, asyncio.TimerHandle] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        sio.on("connect", self.connect)
+        sio.on("disconnect", self.disconnect)
+        sio.on("subscribe", self.subscribe)
+        sio.on("unsubscribe", self.unsubscribe)
+
+    def connected_users(self) -> dict[str, str]:
+        """sid -> user id of the sockets connected to this instance."""
+        return dict(self._user_of)
+
+    async def connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
+        services = self._services()
+        token = token_from(auth, environ)
+        if token is None:
+            raise refused("missing token: connect with io(url, {auth: {token}})")
+        try:
+            principal = await services.users.verify(token)
+        except AuthError as error:
+            raise refused(str(error)) from None
+        user_id = principal.user_id
+        self._user_of[sid] = user_id
+        await self.sio.enter_room(sid, user_room(user_id))
+        self._schedule_expiry(sid, principal.expires_at)
+        # After the handler returns the client is told it is connected; the snapshot runs in
+        # its own task so the connect answer is not held up by the database.
+        self._spawn(self._send_snapshot(sid, user_id))
+
+    async def disconnect(self, sid: str, *_reason: Any) -> None:
+        self._user_of.pop(sid, None)
+        timer = self._expiry.pop(sid, None)
+        if timer is not None:
+            timer.cancel()
+
+    async def subscribe(self, sid: str, *args: Any) -> dict[str, Any]:
+        """Join ``job:{id}`` for a job the user owns; the ack carries the job's current state
+        (the client may have learnt the id before it connected)."""
+        user_id = self._user_of.get(sid)
+        job_id = job_id_from(args)
+        if user_id is None:
+            return {"ok": False, "error": "unauthorized"}
+        if job_id is None:
+            return {"ok": False, "error": "a job id is required: emit('subscribe', jobId, ack)"}
+        job = await self._services().store.get_user_job(user_id, job_id)
+        if job is None:  # unknown, or another user's: the same answer, as the HTTP API's 404
+            return {"ok": False, "error": "not found"}
+        await self.sio.enter_room(sid, job_room(job_id))
+        return {"ok": True, "job": job_view(job)}
+
+    async def unsubscribe(self, sid: str, *args: Any) -> dict[str, Any]:
+        job_id = job_id_from(args)
+        if job_id is None:
+            return {"ok": False, "error": "a job id is required: emit('unsubscribe', jobId, ack)"}
+        await self.sio.leave_room(sid, job_room(job_id))
+        return {"ok": True}
+
+    async def _send_snapshot(self, sid: str, user_id: str) -> None:
+        try:
+            jobs = (await self._services().store.unfinished_jobs(user_id))[:SNAPSHOT_LIMIT]
+            for job in reversed(jobs):  # oldest first, like the updates that were missed
+                await self.sio.emit("jobUpdate", job_view(job), to=sid)
+        except Exception:
+            log.exception(
+                "sending the snapshot of unfinished jobs failed", extra={"user_id": user_id}
+            )
+
+    def _schedule_expiry(self, sid: str, expires_at: datetime) -> None:
+        loop = asyncio.get_running_loop()
+        delay = max(0.0, (expires_at - datetime.now(UTC)).total_seconds())
+        self._expiry[sid] = loop.call_later(delay, self._expire, sid)
+
+    def _expire(self, sid: str) -> None:
+        self._expiry.pop(sid, None)
+        if sid in self._user_of:
+            self._spawn(self._close_transport(sid))
+
+    async def _close_transport(self, sid: str) -> None:
+        log.info("token expired; closing the socket", extra={"user_id": self._user_of.get(sid)})
+        eio_sid = self.sio.manager.eio_sid_from_sid(sid, NAMESPACE)
+        if eio_sid is not None:
+            await close_transport(self.sio, eio_sid)
+
+    def _spawn(self, coroutine: Any) -> None:
+        task = asyncio.create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def close(self) -> None:
+        for timer in self._expiry.values():
+            timer.cancel()
+        self._expiry.clear()
+        for task in list(self._tasks):
+            task.cancel()
+        for task in list(self._tasks):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task

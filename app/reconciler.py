@@ -1,0 +1,92 @@
+"""The reconciler: no job is lost, and none stays unfinished forever.
+
+A job is saved before its task is created; if the queue call fails (network, quota) the job
+stays PENDING with no task. Every ``RECONCILE_INTERVAL_SECONDS`` the reconciler re-enqueues
+PENDING jobs (and unclaimed batch chunks) older than ``RECONCILE_AFTER_SECONDS``. Task names are
+job ids, so a task that does exist answers ``TaskAlreadyExists`` and nothing is duplicated.
+
+It also fails (and refunds) jobs left PROCESSING with no change for
+``STALE_PROCESSING_SECONDS``: the instance running them died and the queue stopped retrying.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from datetime import timedelta
+
+from app.events import JobEvents, JobUpdate, NullJobEvents
+from app.jobs.enqueue import enqueue
+from app.jobs.store import JobStore
+from app.jobs.views import job_view
+from app.logs import job_logger
+from app.settings import Settings
+from daygen_queue import Clock, TaskQueue
+
+log = logging.getLogger("app.reconciler")
+
+
+class Reconciler:
+    def __init__(
+        self,
+        store: JobStore,
+        queue: TaskQueue,
+        settings: Settings,
+        clock: Clock,
+        events: JobEvents | None = None,
+    ) -> None:
+        self.store, self.queue, self.settings, self.clock = store, queue, settings, clock
+        self.events: JobEvents = events or NullJobEvents()
+        self._task: asyncio.Task[None] | None = None
+
+    async def run_once(self) -> int:
+        """One pass; returns how many tasks it created."""
+        created = 0
+        older_than = timedelta(seconds=self.settings.reconcile_after_seconds)
+        for job, chunks in await self.store.stale_pending(older_than):
+            logger = job_logger("app.reconciler", job_id=job.id, user_id=job.user_id)
+            try:
+                made = await enqueue(self.queue, self.settings, job.type, job.id, chunks)
+            except Exception:
+                logger.exception("re-enqueue failed; will try again")
+                continue
+            if made:
+                logger.warning("re-created %d lost task(s)", made)
+            created += made
+        return created
+
+    async def fail_stale(self) -> int:
+        """One pass over stuck PROCESSING jobs; returns how many it failed."""
+        older_than = timedelta(seconds=self.settings.stale_processing_seconds)
+        failed = await self.store.fail_stale(older_than, "processing stopped without a result")
+        for job in failed:
+            job_logger("app.reconciler", job_id=job.id, user_id=job.user_id).warning(
+                "stuck in PROCESSING: failed and refunded"
+            )
+            try:
+                await self.events.publish(JobUpdate(job.user_id, job_view(job)))
+            except Exception:
+                log.exception("publishing a job update failed")
+        return len(failed)
+
+    def start(self) -> None:
+        if self.settings.reconcile_interval_seconds > 0 and self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._loop())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _loop(self) -> None:
+        interval = timedelta(seconds=self.settings.reconcile_interval_seconds)
+        while True:
+            await self.clock.sleep_until(self.clock.now() + interval)
+            try:
+                await self.run_once()
+                await self.fail_stale()
+            except Exception:
+                log.exception("reconciler pass failed")

@@ -1,0 +1,161 @@
+"""The one settings object of the service, read only from the environment (pydantic-settings).
+
+Development defaults exist for every secret so that ``python -m app`` works on a fresh machine,
+but each one used is announced loudly, and none is accepted when ``APP_ENV=production``.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Literal, Self
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+log = logging.getLogger("app.settings")
+
+DEV_JWT_SECRET = "dev-jwt-secret-change-me-0123456789abcdef"
+DEV_INTERNAL_API_KEY = "dev-internal-api-key-change-me"
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./var/daygen.db"
+
+
+class Settings(BaseSettings):
+    """Every variable the service reads. Names are the environment variables, upper-cased."""
+
+    model_config = SettingsConfigDict(env_file=None, extra="ignore", case_sensitive=False)
+
+    app_env: Literal["development", "test", "production"] = "development"
+    host: str | None = Field(
+        None, description="Bind address; 127.0.0.1 by default, 0.0.0.0 in production."
+    )
+    port: int = Field(3000, ge=0, le=65535)
+    api_base_url: str | None = Field(
+        None,
+        description="Public base URL of this service: task targets and result URLs are built "
+        "from it. Default http://127.0.0.1:PORT.",
+    )
+    log_level: str = "INFO"
+
+    # Queue backend (seed names + QUEUE_BACKEND).
+    queue_backend: Literal["emulator", "cloud-tasks"] = "emulator"
+    google_cloud_project: str = "local-project"
+    google_cloud_location: str = "us-central1"
+    queue_max_dispatches_per_second: float = Field(10.0, gt=0, le=500)
+    queue_max_concurrent_dispatches: int = Field(100, ge=1, le=5000)
+    task_service_account_email: str | None = Field(
+        None,
+        description="When set, tasks ask Cloud Tasks for an OIDC token of this service account "
+        "instead of carrying the internal key.",
+    )
+
+    # Database.
+    database_url: str = DEFAULT_DATABASE_URL
+    database_echo: bool = False
+
+    # Auth of users.
+    jwt_secret: SecretStr | None = None
+    jwt_jwks_url: str | None = None
+    jwt_issuer: str | None = None
+    jwt_audience: str | None = None
+    starting_credits: int = Field(100, ge=0)
+
+    # Auth of task deliveries.
+    internal_api_key: SecretStr | None = None
+    oidc_audience: str | None = Field(
+        None, description="Audience expected in Cloud Tasks' OIDC tokens; OIDC is off if unset."
+    )
+    oidc_issuer: str = "https://accounts.google.com"
+    oidc_jwks_url: str = "https://www.googleapis.com/oauth2/v3/certs"
+    oidc_service_account_email: str | None = Field(
+        None, description="When set, the token's email claim must be this account."
+    )
+
+    # Providers: every name is served locally unless a real adapter exists and is configured.
+    bfl_api_key: SecretStr | None = None
+    runway_api_key: SecretStr | None = None
+    replicate_api_token: SecretStr | None = None
+    local_providers_only: bool = False
+
+    # Storage and source images.
+    storage_dir: Path = Path("./var/media")
+    source_fetch_allow_private: bool = Field(
+        False, description="Allow source image URLs on private/loopback addresses (dev only)."
+    )
+    source_fetch_max_bytes: int = Field(20 * 1024 * 1024, ge=1)
+    source_fetch_timeout_seconds: float = Field(15.0, gt=0)
+
+    # Browsers and live updates (app.realtime reads the last four).
+    cors_allowed_origins: str = Field(
+        "*",
+        description="Origins allowed to call the REST API from a browser: '*' or a comma-"
+        "separated list. '*' is safe with bearer tokens (no ambient cookies).",
+    )
+    redis_url: str | None = None
+    socketio_cors_allowed_origins: str = "*"
+    socketio_redis_channel: str = "daygen-socketio"
+    sse_heartbeat_seconds: float = Field(15.0, gt=0)
+
+    # Requests and background work.
+    max_body_bytes: int = Field(1024 * 1024, ge=1024)
+    reconcile_interval_seconds: float = Field(
+        30.0, ge=0, description="How often the reconciler looks for lost tasks; 0 disables it."
+    )
+    reconcile_after_seconds: float = Field(
+        60.0, ge=0, description="A job PENDING for longer than this gets its task re-created."
+    )
+    stale_processing_seconds: float = Field(
+        7200.0,
+        gt=0,
+        description="A job PROCESSING without any change for this long is failed (refunded): "
+        "its deliveries died and the queue's retry window (1 h) is over.",
+    )
+
+    @model_validator(mode="after")
+    def _secrets(self) -> Self:
+        """Refuse development secrets in production; warn loudly about them elsewhere."""
+        missing: list[str] = []
+        if self.jwt_secret is None and self.jwt_jwks_url is None:
+            missing.append("JWT_SECRET (or JWT_JWKS_URL)")
+        if self.internal_api_key is None and self.oidc_audience is None:
+            missing.append("INTERNAL_API_KEY (or OIDC_AUDIENCE)")
+        if self.app_env == "production":
+            if missing:
+                raise ValueError(
+                    "APP_ENV=production refuses development secrets; set " + ", ".join(missing)
+                )
+            return self
+        if self.jwt_secret is None and self.jwt_jwks_url is None:
+            self.jwt_secret = SecretStr(DEV_JWT_SECRET)
+        if self.internal_api_key is None:
+            self.internal_api_key = SecretStr(DEV_INTERNAL_API_KEY)
+        if missing:
+            message = (
+                "INSECURE DEVELOPMENT DEFAULTS in use for "
+                + ", ".join(missing)
+                + ": anyone who reads the source can sign tokens. Never deploy like this."
+            )
+            log.warning(message)
+        return self
+
+    @property
+    def bind_host(self) -> str:
+        if self.host:
+            return self.host
+        return "0.0.0.0" if self.app_env == "production" else "127.0.0.1"
+
+    @property
+    def base_url(self) -> str:
+        """``API_BASE_URL`` without a trailing slash."""
+        return (self.api_base_url or f"http://127.0.0.1:{self.port}").rstrip("/")
+
+    @property
+    def task_queue_url(self) -> str:
+        """The URL ``daygen_queue.open_task_queue`` understands."""
+        if self.queue_backend == "emulator":
+            return "emulator:"
+        return f"cloudtasks://{self.google_cloud_project}/{self.google_cloud_location}"
+
+    @property
+    def is_production(self) -> bool:
+        return self.app_env == "production"
