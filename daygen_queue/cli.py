@@ -23,12 +23,12 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import TextIO
 
-from daygen_queue.config import QueueConfig, RateLimits, RetryConfig
+from daygen_queue.backends.emulator import load_queue_configs
+from daygen_queue.config import QueueConfig
 from daygen_queue.errors import QueueError, QueueNotFound
 from daygen_queue.factory import EMULATOR_HOST_VARIABLE, open_task_queue
 from daygen_queue.interface import TaskQueue
 from daygen_queue.tasks import Queue
-from emulator.queues_file import QueuesFileError, load_queues
 
 DEFAULT_EMULATOR_URL = "cloudtasks://local-project/local"
 
@@ -48,30 +48,6 @@ def resolve_url(explicit: str | None, environ: dict[str, str] | None = None) -> 
         "daygen-queue: no queue service configured: pass --url, or set TASK_QUEUE_URL, "
         f"{EMULATOR_HOST_VARIABLE} (python -m emulator) or GOOGLE_CLOUD_PROJECT"
     )
-
-
-def load_configs(path: str) -> list[QueueConfig]:
-    """The queues file (the emulator's ``--queues`` format) as ``QueueConfig``s."""
-    configs = []
-    for entry in load_queues(path):
-        rate, retry = entry.rate_limits, entry.retry_config
-        configs.append(
-            QueueConfig(
-                name=entry.name,
-                rate_limits=RateLimits(
-                    max_dispatches_per_second=rate.max_dispatches_per_second,
-                    max_concurrent_dispatches=rate.max_concurrent_dispatches,
-                ),
-                retry_config=RetryConfig(
-                    max_attempts=retry.max_attempts,
-                    max_retry_duration=retry.max_retry_duration,
-                    min_backoff=retry.min_backoff,
-                    max_backoff=retry.max_backoff,
-                    max_doublings=retry.max_doublings,
-                ),
-            )
-        )
-    return configs
 
 
 def _seconds(delta: timedelta) -> str:
@@ -155,7 +131,7 @@ async def run(args: argparse.Namespace, out: TextIO) -> int:
     backend = open_task_queue(resolve_url(args.url))
     try:
         if args.command == "apply":
-            await apply(backend, load_configs(args.file), out)
+            await apply(backend, load_queue_configs(args.file), out)
         elif args.command == "list":
             print(f"{'QUEUE_NAME':<40} {'STATE':<9} {'MAX_RATE (/sec)':>15} "
                   f"{'MAX_CONCURRENT':>14} {'MAX_ATTEMPTS':>12}", file=out)
@@ -206,7 +182,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     except QueueError as error:
         print(f"daygen-queue: {error.code}: {error.message}", file=sys.stderr)
         return 1
-    except (QueuesFileError, OSError, ValueError) as error:
+    except (OSError, ValueError) as error:
         print(f"daygen-queue: {error}", file=sys.stderr)
         return 2
 

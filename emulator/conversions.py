@@ -9,10 +9,10 @@ is converted here, at the edge, once per request.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
-from google.cloud import tasks_v2
+from google.cloud import tasks_v2, tasks_v2beta3
 from google.protobuf import duration_pb2, timestamp_pb2
 
 from emulator import rules
@@ -24,6 +24,7 @@ from emulator.model import (
     OidcToken,
     QueueRecord,
     QueueSpec,
+    QueueStats,
     RateLimits,
     RetryConfig,
     TaskRecord,
@@ -33,6 +34,7 @@ from emulator.model import (
 QueuePb: Final[Any] = tasks_v2.Queue.pb()
 TaskPb: Final[Any] = tasks_v2.Task.pb()
 HttpRequestPb: Final[Any] = tasks_v2.HttpRequest.pb()
+BetaQueuePb: Final[Any] = tasks_v2beta3.Queue.pb()
 
 VIEW_BASIC: Final = 1
 VIEW_FULL: Final = 2
@@ -82,7 +84,7 @@ def read_duration(source: duration_pb2.Duration) -> timedelta:
 
 
 def utc(when: datetime) -> datetime:
-    return when if when.tzinfo is timezone.utc else when.astimezone(timezone.utc)
+    return when if when.tzinfo is UTC else when.astimezone(UTC)
 
 
 # ------------------------------------------------------------------ queues
@@ -90,23 +92,30 @@ def utc(when: datetime) -> datetime:
 
 def queue_spec_from_pb(queue: Any) -> QueueSpec:
     """A Queue message as a spec. Unset (zero) fields stay zero: the engine applies the
-    server defaults, as proto3 "unset" means."""
+    server defaults, as proto3 "unset" means.
+
+    One exception: ``max_doublings`` 0 is a meaningful value (purely linear backoff), so it is
+    kept when a ``retry_config`` is sent; only a queue sent without any ``retry_config`` gets
+    the default 16 for it (with every other retry default).
+    """
     rate = queue.rate_limits
-    retry = queue.retry_config
-    return QueueSpec(
+    spec = QueueSpec(
         name=queue.name,
         rate_limits=RateLimits(
             max_dispatches_per_second=rate.max_dispatches_per_second,
             max_concurrent_dispatches=rate.max_concurrent_dispatches,
         ),
-        retry_config=RetryConfig(
+    )
+    if queue.HasField("retry_config"):
+        retry = queue.retry_config
+        spec.retry_config = RetryConfig(
             max_attempts=retry.max_attempts,
             max_retry_duration=read_duration(retry.max_retry_duration),
             min_backoff=read_duration(retry.min_backoff),
             max_backoff=read_duration(retry.max_backoff),
             max_doublings=retry.max_doublings,
-        ),
-    )
+        )
+    return spec
 
 
 def queue_to_pb(record: QueueRecord) -> Any:
@@ -124,6 +133,42 @@ def queue_to_pb(record: QueueRecord) -> Any:
     out_retry.max_doublings = retry.max_doublings
     if record.purge_time is not None:
         set_timestamp(queue.purge_time, record.purge_time)
+    return queue
+
+
+def queue_to_v2beta3_pb(
+    record: QueueRecord,
+    stats: QueueStats | None,
+    *,
+    task_ttl: timedelta,
+    tombstone_ttl: timedelta,
+) -> Any:
+    """The v2beta3 Queue: v2's fields (renumbered) plus ``stats`` when asked for. v2 has no
+    queue statistics, so clients read them from v2beta3's GetQueue with a read mask, as they
+    would against Google."""
+    queue = BetaQueuePb(name=record.name, state=int(record.state))
+    rate, retry = record.rate_limits, record.retry_config
+    queue.rate_limits.max_dispatches_per_second = rate.max_dispatches_per_second
+    queue.rate_limits.max_burst_size = rate.max_burst_size
+    queue.rate_limits.max_concurrent_dispatches = rate.max_concurrent_dispatches
+    out_retry = queue.retry_config
+    out_retry.max_attempts = retry.max_attempts
+    set_duration(out_retry.max_retry_duration, retry.max_retry_duration)
+    set_duration(out_retry.min_backoff, retry.min_backoff)
+    set_duration(out_retry.max_backoff, retry.max_backoff)
+    out_retry.max_doublings = retry.max_doublings
+    if record.purge_time is not None:
+        set_timestamp(queue.purge_time, record.purge_time)
+    set_duration(queue.task_ttl, task_ttl)
+    set_duration(queue.tombstone_ttl, tombstone_ttl)
+    if stats is not None:
+        out = queue.stats
+        out.tasks_count = stats.tasks_count
+        if stats.oldest_estimated_arrival_time is not None:
+            set_timestamp(out.oldest_estimated_arrival_time, stats.oldest_estimated_arrival_time)
+        out.executed_last_minute_count = stats.executed_last_minute_count
+        out.concurrent_dispatches_count = stats.concurrent_dispatches_count
+        out.effective_execution_rate = stats.effective_execution_rate
     return queue
 
 
@@ -216,7 +261,9 @@ def new_task_from_pb(task: Any) -> NewTaskSpec:
             oidc_token=oidc,
         ),
         name=task.name or None,
-        schedule_time=read_timestamp(task.schedule_time) if task.HasField("schedule_time") else None,
+        schedule_time=(
+            read_timestamp(task.schedule_time) if task.HasField("schedule_time") else None
+        ),
         dispatch_deadline=deadline,
     )
 

@@ -148,6 +148,7 @@ class Emulator:
         self._queue_tombstones: dict[str, datetime] = {}
         self._flights: set[_Flight] = set()
         self._deadlines: list[tuple[int, int, _Flight]] = []
+        self._finished_deadlines = 0  # done entries still in the heap
         self._seq = itertools.count()
         self._driving = 0
         self._progress = asyncio.Event()
@@ -394,12 +395,13 @@ class Emulator:
             schedule_time=schedule_time,
             create_time=rules.truncate_to_second(now),
             dispatch_deadline=spec.dispatch_deadline or rules.DEFAULT_DISPATCH_DEADLINE,
+            named=spec.name is not None,
         )
         self._emit(EventKind.TASK_CREATED, runtime.record.short_id, task.short_id)
         purge_time = runtime.record.purge_time
         if purge_time is not None and task.create_time <= purge_time:
             # Created in the purge's second: Cloud Tasks purges it too (facts §2.5, §9.4).
-            self._bury(task.name, now)
+            self._forget(task, now)
             self._emit(EventKind.TASK_PURGED, runtime.record.short_id, task.short_id)
             await self._store.flush()
             return task
@@ -453,8 +455,7 @@ class Emulator:
         """The next instant at which the engine has something to do, if any."""
         now = self._clock.now()
         candidates = [self._queue_wakeup(runtime, now) for runtime in self._queues.values()]
-        while self._deadlines and self._deadlines[0][2].done:
-            heapq.heappop(self._deadlines)
+        self._prune_deadlines()
         if self._deadlines:
             candidates.append(self._deadlines[0][2].deadline)
         return min((when for when in candidates if when is not None), default=None)
@@ -669,20 +670,42 @@ class Emulator:
         if not flight.done:
             self._finish(flight, result, self._clock.now())
 
+    def _prune_deadlines(self) -> None:
+        """Finished attempts leave their deadline entry behind (a heap cannot remove from the
+        middle): drop them from the top, and rebuild once they are most of the heap, so
+        memory stays flat however many tasks pass through."""
+        deadlines = self._deadlines
+        while deadlines and deadlines[0][2].done:
+            heapq.heappop(deadlines)
+            self._finished_deadlines -= 1
+        if self._finished_deadlines > 64 and self._finished_deadlines * 2 > len(deadlines):
+            self._deadlines = [entry for entry in deadlines if not entry[2].done]
+            heapq.heapify(self._deadlines)
+            self._finished_deadlines = 0
+
     def _expire_deadlines(self, now: datetime) -> None:
         now_us = _micros(now)
         while self._deadlines and self._deadlines[0][0] <= now_us:
             _, _, flight = heapq.heappop(self._deadlines)
             if flight.done:
+                self._finished_deadlines -= 1
                 continue
-            self._finish(flight, DispatchResult(status=None, error="DEADLINE_EXCEEDED"), now)
-            if flight.job is not None:
-                flight.job.cancel()
+            job = flight.job
+            timeout = DispatchResult(status=None, error="DEADLINE_EXCEEDED")
+            self._finish(flight, timeout, now, expired=True)
+            if job is not None:
+                job.cancel()
 
-    def _finish(self, flight: _Flight, result: DispatchResult, now: datetime) -> None:
+    def _finish(
+        self, flight: _Flight, result: DispatchResult, now: datetime, *, expired: bool = False
+    ) -> None:
         """Record an attempt's outcome and decide the task's fate."""
         flight.done = True
+        flight.job = None
         self._flights.discard(flight)
+        if not expired:  # an expired deadline's entry has already left the heap
+            self._finished_deadlines += 1
+            self._prune_deadlines()
         runtime, task, attempt = flight.queue, flight.task, flight.attempt
         runtime.in_flight -= 1
         task.in_flight -= 1
@@ -770,7 +793,15 @@ class Emulator:
 
     def _remove(self, runtime: _QueueRuntime, task: TaskRecord, now: datetime) -> None:
         del runtime.tasks[task.name]
-        self._bury(task.name, now)
+        self._forget(task, now)
+
+    def _forget(self, task: TaskRecord, now: datetime) -> None:
+        """Drop a finished task from the store; a name the client chose stays reserved for
+        the tombstone TTL (dedup does not apply to generated ids)."""
+        if task.named:
+            self._bury(task.name, now)
+        else:
+            self._store.remove_task(task.name, None)
 
     def _drop(
         self, runtime: _QueueRuntime, task: TaskRecord, kind: EventKind, now: datetime

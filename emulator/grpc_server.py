@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any, Final
+from typing import Any, Final, TypeAlias
 
 import grpc
-from google.cloud import tasks_v2
+from google.cloud import tasks_v2, tasks_v2beta3
 from google.cloud.location import locations_pb2
 from google.iam.v1 import iam_policy_pb2, policy_pb2
 from google.protobuf import any_pb2, empty_pb2
@@ -26,6 +26,7 @@ from emulator.service import CloudTasksService
 log = logging.getLogger(__name__)
 
 SERVICE: Final = "google.cloud.tasks.v2.CloudTasks"
+BETA_SERVICE: Final = "google.cloud.tasks.v2beta3.CloudTasks"
 LOCATIONS_SERVICE: Final = "google.cloud.location.Locations"
 # Far above the 1 MiB task limit, so that an oversized task reaches validation and gets
 # Cloud Tasks' INVALID_ARGUMENT instead of gRPC's RESOURCE_EXHAUSTED.
@@ -45,7 +46,9 @@ def _pb(proto_plus_type: Any) -> Any:
 
 # method name -> (service method attribute, request class, response class)
 _TASKS_METHODS: Final[dict[str, tuple[str, Any, Any]]] = {
-    "ListQueues": ("list_queues", _pb(tasks_v2.ListQueuesRequest), _pb(tasks_v2.ListQueuesResponse)),
+    "ListQueues": (
+        "list_queues", _pb(tasks_v2.ListQueuesRequest), _pb(tasks_v2.ListQueuesResponse)
+    ),
     "GetQueue": ("get_queue", _pb(tasks_v2.GetQueueRequest), _pb(tasks_v2.Queue)),
     "CreateQueue": ("create_queue", _pb(tasks_v2.CreateQueueRequest), _pb(tasks_v2.Queue)),
     "UpdateQueue": ("update_queue", _pb(tasks_v2.UpdateQueueRequest), _pb(tasks_v2.Queue)),
@@ -66,6 +69,14 @@ _TASKS_METHODS: Final[dict[str, tuple[str, Any, Any]]] = {
     "DeleteTask": ("delete_task", _pb(tasks_v2.DeleteTaskRequest), empty_pb2.Empty),
     "RunTask": ("run_task", _pb(tasks_v2.RunTaskRequest), _pb(tasks_v2.Task)),
 }
+# v2beta3: only GetQueue, the one read v2 lacks (queue stats).
+_BETA_METHODS: Final[dict[str, tuple[str, Any, Any]]] = {
+    "GetQueue": (
+        "get_queue_v2beta3",
+        _pb(tasks_v2beta3.GetQueueRequest),
+        _pb(tasks_v2beta3.Queue),
+    ),
+}
 _LOCATION_METHODS: Final[dict[str, tuple[str, Any, Any]]] = {
     "ListLocations": (
         "list_locations",
@@ -76,12 +87,23 @@ _LOCATION_METHODS: Final[dict[str, tuple[str, Any, Any]]] = {
 }
 
 
+RESOURCE_TYPES: Final = {
+    "queue": "cloudtasks.googleapis.com/Queue",
+    "task": "cloudtasks.googleapis.com/Task",
+    "location": "locations.googleapis.com/Location",
+}
+
+
 def error_status(error: EmulatorError) -> status_pb2.Status:
     """The google.rpc.Status for an engine error, with the Help detail Cloud Tasks attaches to
-    a malformed queue name (facts §1.1)."""
-    status = status_pb2.Status(
-        code=code_pb2.Code.Value(error.code), message=error.message
-    )
+    a malformed queue name (facts §1.1), and a ResourceInfo naming the kind of resource the
+    error is about (a missing queue and a missing task can carry the same message)."""
+    status = status_pb2.Status(code=code_pb2.Code.Value(error.code), message=error.message)
+    resource_type = RESOURCE_TYPES.get(error.resource)
+    if resource_type is not None:
+        detail = any_pb2.Any()
+        detail.Pack(error_details_pb2.ResourceInfo(resource_type=resource_type))
+        status.details.append(detail)
     if error.message == QUEUE_NAME_FORMAT:
         help_detail = error_details_pb2.Help(
             links=[
@@ -98,8 +120,11 @@ def error_status(error: EmulatorError) -> status_pb2.Status:
     return status
 
 
-def _unary(call: Handler, response_class: Any) -> Callable[[Any, grpc.aio.ServicerContext[Any, Any]], Awaitable[Any]]:
-    async def handler(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+Context: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"
+
+
+def _unary(call: Handler) -> Callable[[Any, Context], Awaitable[Any]]:
+    async def handler(request: Any, context: Context) -> Any:
         failure: status_pb2.Status | None = None
         try:
             return await call(request)
@@ -120,7 +145,7 @@ def _generic_handler(
     handlers: dict[str, grpc.RpcMethodHandler] = {}
     for method, (attribute, request_class, response_class) in methods.items():
         handlers[method] = grpc.unary_unary_rpc_method_handler(
-            _unary(getattr(service, attribute), response_class),
+            _unary(getattr(service, attribute)),
             request_deserializer=request_class.FromString,
             response_serializer=response_class.SerializeToString,
         )
@@ -134,6 +159,7 @@ def build_server(service: CloudTasksService, address: str) -> tuple[grpc.aio.Ser
     server.add_generic_rpc_handlers(
         (
             _generic_handler(SERVICE, _TASKS_METHODS, service),
+            _generic_handler(BETA_SERVICE, _BETA_METHODS, service),
             _generic_handler(LOCATIONS_SERVICE, _LOCATION_METHODS, service),
         )
     )

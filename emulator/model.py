@@ -120,6 +120,7 @@ class TaskRecord:
     last_attempt: Attempt | None = None
     generation: int = 0  # bumped on every reschedule: stale heap entries are skipped
     in_flight: int = 0
+    named: bool = True  # chosen by the client: only those names are reserved after the task
     short_id: str = field(init=False)  # the TASK_ID part, read on every event and attempt
 
     def __post_init__(self) -> None:

@@ -13,6 +13,7 @@ import bisect
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any, Final
 
 from google.cloud import tasks_v2
@@ -31,7 +32,9 @@ ListQueuesResponsePb: Final[Any] = tasks_v2.ListQueuesResponse.pb()
 ListTasksResponsePb: Final[Any] = tasks_v2.ListTasksResponse.pb()
 
 _PROJECT_RE = re.compile(r"^projects/[A-Za-z0-9:.\-]+$")
-_LOCATION_RE = re.compile(r"^projects/(?P<project>[A-Za-z0-9:.\-]+)/locations/(?P<location>[A-Za-z0-9\-]+)$")
+_LOCATION_RE = re.compile(
+    r"^projects/(?P<project>[A-Za-z0-9:.\-]+)/locations/(?P<location>[A-Za-z0-9\-]+)$"
+)
 _FILTER_CLAUSE = re.compile(r"^\s*(?P<field>[A-Za-z_.]+)\s*(?P<op>!=|=|:)\s*(?P<value>.+?)\s*$")
 _AND = re.compile(r"\s+AND\s+", re.IGNORECASE)
 
@@ -111,24 +114,46 @@ class CloudTasksService:
     the emulator reports the configured one plus every location that holds a queue).
     """
 
-    def __init__(self, engine: Emulator, *, default_location: str = "local") -> None:
+    def __init__(
+        self,
+        engine: Emulator,
+        *,
+        default_location: str = "local",
+        task_tombstone_ttl: timedelta = rules.DEFAULT_TASK_TOMBSTONE_TTL,
+    ) -> None:
         self.engine = engine
+        self.task_tombstone_ttl = task_tombstone_ttl
         self.default_location = default_location
         self._policies: dict[str, Any] = {}
         # Locations named by requests; the engine's list is per parent, so ListLocations
         # reports these plus the default (Cloud Tasks accepts any location id).
         self._seen_locations: dict[str, set[str]] = {}
+        self._seen_parents: set[str] = set()
 
-    def _saw(self, parent: str) -> None:
+    def known_parents(self) -> list[str]:
+        """``projects/P/locations/L`` of every location a request named, plus the default
+        location of every project seen (what the dashboard lists)."""
+        parents = set()
+        for project, locations in self._seen_locations.items():
+            for location in {*locations, self.default_location}:
+                parents.add(f"projects/{project}/locations/{location}")
+        return sorted(parents)
+
+    def note_parent(self, parent: str) -> None:
+        """Remember a location a request named (cheap when already known: every CreateTask
+        calls this)."""
+        if parent in self._seen_parents:
+            return
         match = _LOCATION_RE.match(parent)
         if match is not None:
+            self._seen_parents.add(parent)
             self._seen_locations.setdefault(match["project"], set()).add(match["location"])
 
     # ------------------------------------------------------------------ queues
 
     async def list_queues(self, request: Any) -> Any:
         validate_parent(request.parent)
-        self._saw(request.parent)
+        self.note_parent(request.parent)
         keep = parse_queue_filter(request.filter)
         size = page_size(request.page_size, rules.MAX_LIST_QUEUES_PAGE)
         after = decode_page_token(request.page_token, "q:" + request.filter)
@@ -150,6 +175,19 @@ class CloudTasksService:
     async def get_queue(self, request: Any) -> Any:
         return conv.queue_to_pb(self.engine.get_queue(request.name))
 
+    async def get_queue_v2beta3(self, request: Any) -> Any:
+        """v2beta3 GetQueue: the only way to read queue stats (``read_mask`` with ``stats``
+        or ``*``; without a mask every field but stats, as documented)."""
+        paths = set(request.read_mask.paths)
+        record = self.engine.get_queue(request.name)
+        stats = self.engine.queue_stats(request.name) if paths & {"stats", "*"} else None
+        return conv.queue_to_v2beta3_pb(
+            record,
+            stats,
+            task_ttl=timedelta(days=31),
+            tombstone_ttl=self.task_tombstone_ttl,
+        )
+
     async def create_queue(self, request: Any) -> Any:
         validate_parent(request.parent)
         spec = conv.queue_spec_from_pb(request.queue)
@@ -159,14 +197,14 @@ class CloudTasksService:
                 f"The queue name ('{spec.name}') must be in the parent ('{request.parent}')."
             )
         record = await self.engine.create_queue(spec)
-        self._saw(request.parent)
+        self.note_parent(request.parent)
         return conv.queue_to_pb(record)
 
     async def update_queue(self, request: Any) -> Any:
         spec = conv.queue_spec_from_pb(request.queue)
         split_queue_name(spec.name)
         fields = conv.engine_mask_paths(list(request.update_mask.paths))
-        self._saw(spec.name.rsplit("/queues/", 1)[0])
+        self.note_parent(spec.name.rsplit("/queues/", 1)[0])
         if fields == []:
             # Only output-only or unmodelled fields were named: nothing of ours changes, but
             # UpdateQueue still creates a missing queue (it is an upsert).
@@ -246,6 +284,7 @@ class CloudTasksService:
         return conv.task_to_pb(self.engine.get_task(request.name), request.response_view)
 
     async def create_task(self, request: Any) -> Any:
+        self.note_parent(request.parent.rsplit("/queues/", 1)[0])
         spec = conv.new_task_from_pb(request.task)
         record = await self.engine.create_task(request.parent, spec)
         return conv.task_to_pb(record, request.response_view)

@@ -32,7 +32,10 @@ class Store(Protocol):
 
     def put_task(self, task: TaskRecord) -> None: ...
 
-    def remove_task(self, name: str, tombstone_until: datetime) -> None: ...
+    def remove_task(self, name: str, tombstone_until: datetime | None) -> None:
+        """Forget the task; keep its name reserved until ``tombstone_until`` (None: a
+        generated name, nothing to reserve)."""
+        ...
 
     async def flush(self) -> None: ...
 
@@ -54,7 +57,7 @@ class MemoryStore:
     def put_task(self, task: TaskRecord) -> None:
         return None
 
-    def remove_task(self, name: str, tombstone_until: datetime) -> None:
+    def remove_task(self, name: str, tombstone_until: datetime | None) -> None:
         return None
 
     async def flush(self) -> None:

@@ -6,6 +6,7 @@ checked: the gRPC face takes requests from any client.
 
 from __future__ import annotations
 
+import math
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -14,6 +15,8 @@ from emulator.errors import QUEUE_NAME_FORMAT, InvalidArgument, task_id_invalid
 from emulator.model import HttpTarget, NewTaskSpec, QueueSpec
 
 _PACIFIC = ZoneInfo("America/Los_Angeles")
+# The smallest positive rate accepted (an emulator choice; Cloud Tasks publishes none).
+MIN_POSITIVE_DISPATCHES_PER_SECOND = 1e-9
 
 
 def split_queue_name(name: str) -> tuple[str, str, str]:
@@ -50,6 +53,15 @@ def split_task_name(name: str) -> tuple[str, str]:
 def validate_queue_spec(spec: QueueSpec) -> None:
     split_queue_name(spec.name)
     rate = spec.rate_limits
+    if math.isnan(rate.max_dispatches_per_second):
+        raise InvalidArgument("RateLimits.maxDispatchesPerSecond must be a number.")
+    if 0 < rate.max_dispatches_per_second < MIN_POSITIVE_DISPATCHES_PER_SECOND:
+        # Cloud Tasks' minimum is unpublished; below this one token would take longer than
+        # 30 years, which no datetime arithmetic (or user) needs.
+        raise InvalidArgument(
+            "RateLimits.maxDispatchesPerSecond must be at least "
+            f"{MIN_POSITIVE_DISPATCHES_PER_SECOND:g} when set."
+        )
     if rate.max_dispatches_per_second < 0:
         raise InvalidArgument("RateLimits.maxDispatchesPerSecond cannot be negative.")
     if rate.max_dispatches_per_second > rules.MAX_DISPATCHES_PER_SECOND:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from datetime import timedelta
+from pathlib import Path
 from typing import Any, cast
 
 import emulator as emu
@@ -113,6 +114,18 @@ def queue_model(record: emu.QueueRecord, stats: emu.QueueStats | None = None) ->
             effective_execution_rate=stats.effective_execution_rate,
         ),
     )
+
+
+def load_queue_configs(path: str | Path) -> list[QueueConfig]:
+    """A queues file (the emulator's ``--queues`` TOML) as ``QueueConfig``s, read by the
+    emulator's own parser: one format and one parser for the emulator's start-up and for
+    ``daygen-queue apply`` on any backend. Raises ``ValueError`` naming the bad key."""
+    from emulator.queues_file import load_queues
+
+    return [
+        queue_model(emu.QueueRecord(entry.name, entry.rate_limits, entry.retry_config)).config
+        for entry in load_queues(path)
+    ]
 
 
 def _attempt_model(attempt: emu.Attempt | None) -> Attempt | None:

@@ -8,20 +8,43 @@ between backends is a bug in one of them.
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
 from daygen_queue import SystemClock, TaskQueue
+from daygen_queue.backends.cloud_tasks import CloudTasksBackend
 from daygen_queue.backends.emulator import EmulatorBackend
+from tests.emulator_server.process import EmulatorProcess, running_emulator
 
-BACKENDS = ["emulator"]
+BACKENDS = ["emulator", "cloud-tasks-grpc"]
 
 
 @pytest.fixture
 async def emulator_task_queue() -> AsyncIterator[TaskQueue]:
     backend = EmulatorBackend(clock=SystemClock())
     await backend.start()
+    yield backend
+    await backend.close()
+
+
+@pytest.fixture(scope="session")
+def emulator_server() -> Iterator[EmulatorProcess]:
+    """One ``python -m emulator`` subprocess for the session (tests use unique queue names)."""
+    with running_emulator() as server:
+        yield server
+
+
+@pytest.fixture
+async def cloud_tasks_grpc_task_queue(
+    emulator_server: EmulatorProcess,
+) -> AsyncIterator[TaskQueue]:
+    """``CloudTasksBackend`` -> the official async client -> gRPC -> ``python -m emulator``."""
+    backend = CloudTasksBackend(
+        project="contract-project",
+        location="local",
+        emulator_host=emulator_server.grpc_address,
+    )
     yield backend
     await backend.close()
 

@@ -684,3 +684,38 @@ async def test_nothing_moves_on_a_virtual_clock_until_driven(
     assert recorder.calls == []
     await backend.run_until_idle()
     assert len(recorder.calls) == 1
+
+
+async def test_generated_task_ids_are_not_reserved_after_the_task(
+    backend: EmulatorBackend,
+) -> None:
+    await backend.create_queue(QueueConfig(name="q"))
+    task = await backend.create_task("q", new_task())
+    await backend.run_until_idle()
+
+    with pytest.raises(TaskNotFound, match="Requested entity was not found"):
+        await backend.get_task("q", task.name)
+
+
+async def test_finished_attempts_leave_no_deadline_behind(virtual_clock: VirtualClock) -> None:
+    """Regression: every finished attempt kept its deadline entry (and through it the task and
+    its request) until the attempts dispatched before it were done: one slow delivery held
+    the memory of everything after it."""
+
+    async def handler(request: emu.DispatchRequest) -> int:
+        if request.headers["X-CloudTasks-TaskName"] == "slow":
+            await virtual_clock.sleep_until(virtual_clock.now() + timedelta(minutes=5))
+        return 200
+
+    backend = make_backend(virtual_clock, handler)
+    await backend.create_queue(QueueConfig(name="q"))
+    await backend.create_task("q", new_task("slow"))
+    await add_tasks(backend, "q", 2000)
+
+    await backend.advance(timedelta(seconds=30))
+
+    assert [t.name for t in await backend.list_tasks("q")] == ["slow"]
+    assert len(backend.engine._deadlines) <= 64
+    await backend.run_until_idle()
+    assert backend.engine._deadlines == []
+    await backend.close()

@@ -1,0 +1,71 @@
+"""Fixtures for the emulator server: the gRPC face in process (fast, one per test) and
+``python -m emulator`` as a real subprocess (one per session)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+
+import grpc
+import pytest
+from google.cloud import tasks_v2, tasks_v2beta3
+from google.cloud.tasks_v2.services.cloud_tasks import transports
+from google.cloud.tasks_v2beta3.services.cloud_tasks import transports as beta_transports
+
+from emulator.engine import Emulator
+from emulator.grpc_server import build_server
+from emulator.oidc import OidcIssuer
+from emulator.service import CloudTasksService
+from tests.emulator_server.process import EmulatorProcess, running_emulator
+
+os.environ.setdefault("NO_GCE_CHECK", "true")
+os.environ.setdefault("METADATA_SERVER_DETECTION", "none")
+
+PARENT = "projects/test-project/locations/local"
+
+
+@dataclass
+class GrpcStack:
+    engine: Emulator
+    service: CloudTasksService
+    address: str
+    client: tasks_v2.CloudTasksAsyncClient
+    beta: tasks_v2beta3.CloudTasksAsyncClient
+    issuer: OidcIssuer
+
+    def queue(self, queue_id: str) -> str:
+        return f"{PARENT}/queues/{queue_id}"
+
+
+@pytest.fixture
+async def stack() -> AsyncIterator[GrpcStack]:
+    """Engine + gRPC server on a free port + the official async clients, in this loop."""
+    issuer = OidcIssuer()
+    engine = Emulator(token_minter=issuer)
+    await engine.start()
+    service = CloudTasksService(engine)
+    server, port = build_server(service, "127.0.0.1:0")
+    await server.start()
+    address = f"127.0.0.1:{port}"
+    channel = grpc.aio.insecure_channel(
+        address, options=[("grpc.max_send_message_length", 8 * 1024 * 1024)]
+    )
+    client = tasks_v2.CloudTasksAsyncClient(
+        transport=transports.CloudTasksGrpcAsyncIOTransport(channel=channel)
+    )
+    beta = tasks_v2beta3.CloudTasksAsyncClient(
+        transport=beta_transports.CloudTasksGrpcAsyncIOTransport(channel=channel)
+    )
+    try:
+        yield GrpcStack(engine, service, address, client, beta, issuer)
+    finally:
+        await channel.close()
+        await server.stop(None)
+        await engine.close()
+
+
+@pytest.fixture(scope="session")
+def emulator_server() -> Iterator[EmulatorProcess]:
+    with running_emulator() as server:
+        yield server

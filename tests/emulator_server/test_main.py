@@ -1,0 +1,64 @@
+"""``python -m emulator`` as a process: ``--queues`` at start, the dashboard, clean SIGTERM,
+and a clear refusal of a bad queues file."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from tests.emulator_server.process import REPO, EmulatorProcess
+
+pytestmark = pytest.mark.slow
+
+
+async def test_queues_file_is_applied_at_start_and_shown_on_the_dashboard(
+    tmp_path: Path,
+) -> None:
+    server = EmulatorProcess(
+        args=["--queues", str(REPO / "queues.toml"), "--db", str(tmp_path / "e.db")]
+    ).start()
+    try:
+        async with aiohttp.ClientSession() as session:
+            url = f"{server.http_url}/v2/projects/local-project/locations/local/queues"
+            async with session.get(url) as response:
+                listed = await response.json()
+            async with session.get(server.http_url + "/") as response:
+                page = await response.text()
+    finally:
+        code = server.stop()
+
+    queues = {q["name"].rsplit("/", 1)[-1]: q for q in listed["queues"]}
+    assert sorted(queues) == [
+        "batch-generation-queue",
+        "image-generation-queue",
+        "image-upscale-queue",
+        "video-generation-queue",
+    ]
+    image = queues["image-generation-queue"]
+    assert image["rateLimits"]["maxDispatchesPerSecond"] == 10
+    assert image["rateLimits"]["maxConcurrentDispatches"] == 100
+    assert image["retryConfig"]["maxAttempts"] == 3
+    assert image["retryConfig"]["maxRetryDuration"] == "3600s"
+    assert "image-generation-queue" in page and "queue_created" in page
+    assert code == 0  # SIGTERM is a clean shutdown
+
+
+def test_a_bad_queues_file_is_refused_with_its_reason(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[queues.q.rate_limits]\nmax_dispatches_per_secnd = 3\n", encoding="utf-8")
+
+    result = subprocess.run(
+        [sys.executable, "-m", "emulator", "--port", "0", "--http-port", "-1",
+         "--queues", str(bad)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+
+    assert result.returncode == 2
+    assert "max_dispatches_per_secnd" in result.stderr

@@ -1,0 +1,80 @@
+"""The official Node client, ``@google-cloud/tasks`` over gRPC, against ``python -m emulator``:
+it creates a queue and a task, and the task is delivered.
+
+``npm install`` runs into ``tests/node`` when ``node_modules`` is missing; the test is skipped
+(with the reason) when node/npm or the registry is unavailable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import subprocess
+import uuid
+from pathlib import Path
+
+import pytest
+
+from tests.emulator_server.process import EmulatorProcess
+from tests.support.receiver import Receiver
+
+pytestmark = [pytest.mark.slow, pytest.mark.node]
+NODE_DIR = Path(__file__).resolve().parents[1] / "node"
+
+
+@pytest.fixture(scope="session")
+def node_client_dir() -> Path:
+    if shutil.which("node") is None or shutil.which("npm") is None:
+        pytest.skip("node and npm are needed for the Node client test")
+    if not (NODE_DIR / "node_modules" / "@google-cloud" / "tasks").is_dir():
+        try:
+            subprocess.run(
+                ["npm", "install", "--no-audit", "--no-fund", "--loglevel=error"],
+                cwd=NODE_DIR,
+                check=True,
+                capture_output=True,
+                timeout=240,
+            )
+        except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as error:
+            pytest.skip(f"npm install of @google-cloud/tasks failed (no registry?): {error}")
+    return NODE_DIR
+
+
+async def test_node_client_creates_a_queue_and_a_delivered_task(
+    node_client_dir: Path, emulator_server: EmulatorProcess, receiver: Receiver
+) -> None:
+    host, port = emulator_server.grpc_address.rsplit(":", 1)
+    queue_id = f"node-{uuid.uuid4().hex[:8]}"
+    parent = "projects/node-project/locations/local"
+    process = await asyncio.create_subprocess_exec(
+        shutil.which("node") or "node",
+        "create_task.js",
+        host,
+        port,
+        parent,
+        queue_id,
+        receiver.url("/from-node"),
+        cwd=node_client_dir,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=dict(os.environ, METADATA_SERVER_DETECTION="none"),
+    )
+    try:
+        stdout, stderr = await asyncio.wait_for(process.communicate(), timeout=60)
+    finally:
+        if process.returncode is None:
+            process.kill()
+    assert process.returncode == 0, stderr.decode()
+    answer = json.loads(stdout.decode().strip().splitlines()[-1])
+
+    [received] = await receiver.wait_for_path("/from-node")
+
+    assert answer["queue"] == f"{parent}/queues/{queue_id}"
+    assert answer["burst"] == 10
+    assert answer["task"] == f"{parent}/queues/{queue_id}/tasks/from-node"
+    assert answer["notFound"]["code"] == 5  # NOT_FOUND
+    assert "Queue does not exist" in answer["notFound"]["details"]
+    assert json.loads(received.body) == {"from": "node"}
+    assert received.header("X-CloudTasks-TaskName") == "from-node"
