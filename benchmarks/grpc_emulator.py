@@ -428,8 +428,12 @@ async def run(args: Any) -> dict[str, Any]:
         "create_50_in_flight": median([rate for rate, _ in floor]),
         "create_50_in_flight_cpu_us": median([cpu for _, cpu in floor]),
     }
-    return {"results": results, "raw_http_baseline": baseline, "rss": rss,
-            "sizes": {"sequential": sequential_n, "parallel": parallel_n, "e2e": e2e_n}}
+    return {
+        "results": results,
+        "raw_http_baseline": baseline,
+        "rss": rss,
+        "sizes": {"sequential": sequential_n, "parallel": parallel_n, "e2e": e2e_n},
+    }
 
 
 def main() -> None:
@@ -471,8 +475,10 @@ def main() -> None:
             row["ours vs PyPI"] = f"{ratio:.2f}x"
         rows.append(row)
     rows.append(
-        {"workload": "raw aiohttp POST, 50 in flight (physical limit)",
-         names[0]: report["raw_http_baseline"]}
+        {
+            "workload": "raw aiohttp POST, 50 in flight (physical limit)",
+            names[0]: report["raw_http_baseline"],
+        }
     )
     print_table(f"Cloud Tasks emulators over gRPC (median of {args.repeat})", rows)
     rss = report["rss"]

@@ -133,13 +133,19 @@ async def run(args: argparse.Namespace, out: TextIO) -> int:
         if args.command == "apply":
             await apply(backend, load_queue_configs(args.file), out)
         elif args.command == "list":
-            print(f"{'QUEUE_NAME':<40} {'STATE':<9} {'MAX_RATE (/sec)':>15} "
-                  f"{'MAX_CONCURRENT':>14} {'MAX_ATTEMPTS':>12}", file=out)
+            print(
+                f"{'QUEUE_NAME':<40} {'STATE':<9} {'MAX_RATE (/sec)':>15} "
+                f"{'MAX_CONCURRENT':>14} {'MAX_ATTEMPTS':>12}",
+                file=out,
+            )
             for queue in await backend.list_queues():
                 rate, retry = queue.config.rate_limits, queue.config.retry_config
-                print(f"{queue.name:<40} {queue.state.value:<9} "
-                      f"{rate.max_dispatches_per_second:>15g} "
-                      f"{rate.max_concurrent_dispatches:>14} {retry.max_attempts:>12}", file=out)
+                print(
+                    f"{queue.name:<40} {queue.state.value:<9} "
+                    f"{rate.max_dispatches_per_second:>15g} "
+                    f"{rate.max_concurrent_dispatches:>14} {retry.max_attempts:>12}",
+                    file=out,
+                )
         elif args.command == "describe":
             describe(await backend.get_queue(args.name), out)
         elif args.command in ("pause", "resume", "purge"):
@@ -148,15 +154,23 @@ async def run(args: argparse.Namespace, out: TextIO) -> int:
             done = {"pause": "paused", "resume": "resumed", "purge": "purged"}[args.command]
             print(f"{done} {changed.name} (state {changed.state.value})", file=out)
         elif args.command == "tasks":
-            print(f"{'TASK_NAME':<40} {'SCHEDULE_TIME':<32} {'DISPATCH_ATTEMPTS':>17} "
-                  f"{'RESPONSE_ATTEMPTS':>17} LAST_ATTEMPT_STATUS", file=out)
+            print(
+                f"{'TASK_NAME':<40} {'SCHEDULE_TIME':<32} {'DISPATCH_ATTEMPTS':>17} "
+                f"{'RESPONSE_ATTEMPTS':>17} LAST_ATTEMPT_STATUS",
+                file=out,
+            )
             for task in await backend.list_tasks(args.name):
                 last = task.last_attempt
-                status = "" if last is None or last.response_code is None else (
-                    f"{last.response_code} {last.response_message}"
+                status = (
+                    ""
+                    if last is None or last.response_code is None
+                    else (f"{last.response_code} {last.response_message}")
                 )
-                print(f"{task.name:<40} {task.schedule_time.isoformat():<32} "
-                      f"{task.dispatch_count:>17} {task.response_count:>17} {status}", file=out)
+                print(
+                    f"{task.name:<40} {task.schedule_time.isoformat():<32} "
+                    f"{task.dispatch_count:>17} {task.response_count:>17} {status}",
+                    file=out,
+                )
         return 0
     finally:
         await backend.close()

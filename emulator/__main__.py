@@ -43,7 +43,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default loopback)")
     parser.add_argument("--port", type=int, default=8123, help="gRPC port (0 = any free port)")
     parser.add_argument(
-        "--http-port", type=int, default=8124,
+        "--http-port",
+        type=int,
+        default=8124,
         help="REST + OIDC discovery/JWKS port (0 = any free port, -1 = off)",
     )
     parser.add_argument("--db", default=None, help="SQLite file to keep state across restarts")
@@ -51,12 +53,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--project", default="local-project", help="project for --queues")
     parser.add_argument("--location", default="local", help="location for --queues")
     parser.add_argument(
-        "--task-tombstone-ttl", type=float,
+        "--task-tombstone-ttl",
+        type=float,
         default=rules.DEFAULT_TASK_TOMBSTONE_TTL.total_seconds(),
         help="seconds a finished or deleted task's name stays reserved (default 3600)",
     )
     parser.add_argument(
-        "--queue-tombstone-ttl", type=float,
+        "--queue-tombstone-ttl",
+        type=float,
         default=rules.DEFAULT_QUEUE_TOMBSTONE_TTL.total_seconds(),
         help="seconds a deleted queue's name stays reserved (default 7 days)",
     )

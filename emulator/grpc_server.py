@@ -47,7 +47,9 @@ def _pb(proto_plus_type: Any) -> Any:
 # method name -> (service method attribute, request class, response class)
 _TASKS_METHODS: Final[dict[str, tuple[str, Any, Any]]] = {
     "ListQueues": (
-        "list_queues", _pb(tasks_v2.ListQueuesRequest), _pb(tasks_v2.ListQueuesResponse)
+        "list_queues",
+        _pb(tasks_v2.ListQueuesRequest),
+        _pb(tasks_v2.ListQueuesResponse),
     ),
     "GetQueue": ("get_queue", _pb(tasks_v2.GetQueueRequest), _pb(tasks_v2.Queue)),
     "CreateQueue": ("create_queue", _pb(tasks_v2.CreateQueueRequest), _pb(tasks_v2.Queue)),

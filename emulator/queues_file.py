@@ -69,12 +69,10 @@ def parse_duration(value: object, where: str) -> timedelta:
         match = _DURATION_RE.match(value)
         if match is not None:
             return timedelta(seconds=float(match["number"]) * _UNITS[match["unit"]])
-    raise QueuesFileError(f"{where}: expected a duration like \"60s\" or \"1h\", got {value!r}")
+    raise QueuesFileError(f'{where}: expected a duration like "60s" or "1h", got {value!r}')
 
 
-def _apply(
-    table: dict[str, Any], rate: RateLimits, retry: RetryConfig, where: str
-) -> None:
+def _apply(table: dict[str, Any], rate: RateLimits, retry: RetryConfig, where: str) -> None:
     for key, value in table.items():
         if key == "rate_limits":
             if not isinstance(value, dict):

@@ -79,9 +79,7 @@ ROUTES: Final[list[Route]] = [
     _route("GET", _P + "|/locations", "list_locations", _LOC.ListLocationsRequest, "name", None),
     _route("GET", _L, "get_location", _LOC.GetLocationRequest, "name", None),
     _route("GET", _L + "|/queues", "list_queues", _V2.ListQueuesRequest.pb(), "parent", None),
-    _route(
-        "POST", _L + "|/queues", "create_queue", _V2.CreateQueueRequest.pb(), "parent", "queue"
-    ),
+    _route("POST", _L + "|/queues", "create_queue", _V2.CreateQueueRequest.pb(), "parent", "queue"),
     _route("GET", _Q, "get_queue", _V2.GetQueueRequest.pb(), "name", None),
     _route("PATCH", _Q, "update_queue", _V2.UpdateQueueRequest.pb(), "queue.name", "queue"),
     _route("DELETE", _Q, "delete_queue", _V2.DeleteQueueRequest.pb(), "name", None),

@@ -53,9 +53,7 @@ class _Clause:
                 wanted = QueueState(int(wanted)).name if int(wanted) in (1, 2, 3) else wanted
             equal = actual == wanted
         else:  # name
-            equal = (
-                self.value in record.name if self.op == ":" else record.name == self.value
-            )
+            equal = self.value in record.name if self.op == ":" else record.name == self.value
         return not equal if self.op == "!=" else equal
 
 
@@ -72,7 +70,12 @@ def parse_queue_filter(text: str) -> Callable[[QueueRecord], bool]:
             raise InvalidArgument(f"Invalid filter: {text!r}. Supported: state and name.")
         value = match["value"].strip("\"'")
         if match["field"] == "state" and value.upper() not in (
-            "RUNNING", "PAUSED", "DISABLED", "1", "2", "3",
+            "RUNNING",
+            "PAUSED",
+            "DISABLED",
+            "1",
+            "2",
+            "3",
         ):
             raise InvalidArgument(f"Invalid filter: unknown queue state {value!r}.")
         clauses.append(_Clause(match["field"], match["op"], value))

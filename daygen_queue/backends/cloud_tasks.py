@@ -59,7 +59,13 @@ _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _MICRO: Final = timedelta(microseconds=1)
 _STATES: Final = {1: QueueState.RUNNING, 2: QueueState.PAUSED, 3: QueueState.DISABLED}
 _METHODS: Final[dict[int, HttpMethod]] = {
-    1: "POST", 2: "GET", 3: "HEAD", 4: "PUT", 5: "DELETE", 6: "PATCH", 7: "OPTIONS"
+    1: "POST",
+    2: "GET",
+    3: "HEAD",
+    4: "PUT",
+    5: "DELETE",
+    6: "PATCH",
+    7: "OPTIONS",
 }
 _METHOD_NUMBERS: Final = {name: number for number, name in _METHODS.items()}
 # Everything a client can set on a queue: an UpdateQueue with this mask is "set every field

@@ -77,8 +77,11 @@ def test_inspection_commands(
     listing = subprocess.run(
         [sys.executable, "-m", "daygen_queue.cli", "list"],
         cwd=REPO,
-        env={"CLOUD_TASKS_EMULATOR_HOST": emulator_server.grpc_address, "NO_GCE_CHECK": "true",
-             "PATH": "/usr/bin:/bin"},
+        env={
+            "CLOUD_TASKS_EMULATOR_HOST": emulator_server.grpc_address,
+            "NO_GCE_CHECK": "true",
+            "PATH": "/usr/bin:/bin",
+        },
         capture_output=True,
         text=True,
         timeout=30,
@@ -93,7 +96,8 @@ def test_inspection_commands(
 
 
 def test_unknown_queue_is_a_clean_error(
-    monkeypatch: pytest.MonkeyPatch, emulator_server: EmulatorProcess,
+    monkeypatch: pytest.MonkeyPatch,
+    emulator_server: EmulatorProcess,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     monkeypatch.setenv("CLOUD_TASKS_EMULATOR_HOST", emulator_server.grpc_address)

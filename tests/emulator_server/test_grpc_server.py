@@ -202,7 +202,9 @@ async def test_basic_view_omits_the_body_and_full_view_has_it(stack: GrpcStack) 
         task={
             "name": name,
             "http_request": {
-                "url": "http://127.0.0.1:9/", "body": b"secret", "headers": {"A": "1"}
+                "url": "http://127.0.0.1:9/",
+                "body": b"secret",
+                "headers": {"A": "1"},
             },
         },
     )

@@ -52,8 +52,17 @@ def test_a_bad_queues_file_is_refused_with_its_reason(tmp_path: Path) -> None:
     bad.write_text("[queues.q.rate_limits]\nmax_dispatches_per_secnd = 3\n", encoding="utf-8")
 
     result = subprocess.run(
-        [sys.executable, "-m", "emulator", "--port", "0", "--http-port", "-1",
-         "--queues", str(bad)],
+        [
+            sys.executable,
+            "-m",
+            "emulator",
+            "--port",
+            "0",
+            "--http-port",
+            "-1",
+            "--queues",
+            str(bad),
+        ],
         cwd=REPO,
         capture_output=True,
         text=True,

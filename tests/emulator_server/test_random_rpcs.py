@@ -124,9 +124,15 @@ masks = st.one_of(
 )
 
 
-def queue_message(queue_id: str, rate: float, concurrent: int, attempts: int,
-                  min_backoff: timedelta | None, max_backoff: timedelta | None,
-                  doublings: int) -> dict[str, Any]:
+def queue_message(
+    queue_id: str,
+    rate: float,
+    concurrent: int,
+    attempts: int,
+    min_backoff: timedelta | None,
+    max_backoff: timedelta | None,
+    doublings: int,
+) -> dict[str, Any]:
     retry: dict[str, Any] = {"max_attempts": attempts, "max_doublings": doublings}
     if min_backoff is not None:
         retry["min_backoff"] = min_backoff
@@ -157,19 +163,35 @@ tasks = st.fixed_dictionaries(
         "method": st.integers(0, 8),
         "body": st.sampled_from([b"", b"data"]),
         "deadline": durations,
-        "schedule_in": st.one_of(st.none(), st.integers(-10**6, 40 * 86400)),
+        "schedule_in": st.one_of(st.none(), st.integers(-(10**6), 40 * 86400)),
     }
 )
 operations = st.one_of(
     st.tuples(st.just("create_queue"), queue_messages),
     st.tuples(st.just("update_queue"), queue_messages, st.none()),
     st.tuples(st.just("update_queue"), queue_messages, masks),
-    st.tuples(st.sampled_from(["get_queue", "delete_queue", "pause_queue", "resume_queue",
-                               "purge_queue", "list_tasks", "stats"]), queue_ids),
+    st.tuples(
+        st.sampled_from(
+            [
+                "get_queue",
+                "delete_queue",
+                "pause_queue",
+                "resume_queue",
+                "purge_queue",
+                "list_tasks",
+                "stats",
+            ]
+        ),
+        queue_ids,
+    ),
     st.tuples(st.just("create_task"), queue_ids, tasks),
     st.tuples(st.sampled_from(["get_task", "delete_task", "run_task"]), queue_ids, task_ids),
-    st.tuples(st.just("list_queues"), st.sampled_from(["", "state: PAUSED", "garbage ("]),
-              st.integers(-1, 20), st.sampled_from(["", "bad-token"])),
+    st.tuples(
+        st.just("list_queues"),
+        st.sampled_from(["", "state: PAUSED", "garbage ("]),
+        st.integers(-1, 20),
+        st.sampled_from(["", "bad-token"]),
+    ),
 )
 
 
@@ -200,7 +222,9 @@ async def call(target: Fuzz, parent: str, operation: tuple[Any, ...]) -> None:
         spec = operation[2]
         task: dict[str, Any] = {
             "http_request": {
-                "url": spec["url"], "http_method": spec["method"], "body": spec["body"]
+                "url": spec["url"],
+                "http_method": spec["method"],
+                "body": spec["body"],
             }
         }
         if spec["name"] is not None:
@@ -217,7 +241,9 @@ async def call(target: Fuzz, parent: str, operation: tuple[Any, ...]) -> None:
         await getattr(client, kind)(name=name, **options)
     elif kind == "list_queues":
         request = {
-            "parent": parent, "filter": operation[1], "page_size": operation[2],
+            "parent": parent,
+            "filter": operation[1],
+            "page_size": operation[2],
             "page_token": operation[3],
         }
         [queue async for queue in await client.list_queues(request=request, **options)]

@@ -70,9 +70,7 @@ async def test_rest_errors_use_google_codes_and_messages(
         await asyncio.to_thread(rest_client.get_queue, name=queue_name, retry=None)
     await asyncio.to_thread(rest_client.create_queue, parent=PARENT, queue={"name": queue_name})
     with pytest.raises(exceptions.Conflict, match="Queue already exists"):  # HTTP 409
-        await asyncio.to_thread(
-            rest_client.create_queue, parent=PARENT, queue={"name": queue_name}
-        )
+        await asyncio.to_thread(rest_client.create_queue, parent=PARENT, queue={"name": queue_name})
     with pytest.raises(exceptions.BadRequest, match="must be less than or equal to 500"):
         await asyncio.to_thread(
             rest_client.update_queue,
