@@ -16,6 +16,7 @@ from google.cloud import tasks_v2, tasks_v2beta3
 from google.protobuf import duration_pb2, timestamp_pb2
 
 from emulator import rules
+from emulator.engine import QUEUE_FIELDS
 from emulator.errors import InvalidArgument
 from emulator.model import (
     Attempt,
@@ -175,19 +176,7 @@ def queue_to_v2beta3_pb(
 # UpdateQueue mask paths the engine applies; the others are accepted and ignored because they
 # are output only (state, purge_time, max_burst_size) or not modelled (App Engine routing,
 # logging, queue-level HTTP target).
-ENGINE_MASK_PATHS: Final = frozenset(
-    {
-        "rate_limits",
-        "retry_config",
-        "rate_limits.max_dispatches_per_second",
-        "rate_limits.max_concurrent_dispatches",
-        "retry_config.max_attempts",
-        "retry_config.max_retry_duration",
-        "retry_config.min_backoff",
-        "retry_config.max_backoff",
-        "retry_config.max_doublings",
-    }
-)
+ENGINE_MASK_PATHS: Final = QUEUE_FIELDS | {"rate_limits", "retry_config"}
 
 
 def engine_mask_paths(paths: list[str]) -> list[str] | None:

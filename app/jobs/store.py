@@ -474,12 +474,7 @@ class JobStore:
         def work(conn: Connection) -> Any:
             moved = conn.execute(
                 update(BatchChunk)
-                .where(
-                    BatchChunk.job_id == job_id,
-                    BatchChunk.position == index,
-                    BatchChunk.status == JobStatus.PROCESSING,
-                    BatchChunk.attempts == attempt,
-                )
+                .where(*_held_chunk(job_id, index, attempt))
                 .values(done=done, updated_at=now)
             )
             if moved.rowcount != 1:
@@ -513,12 +508,7 @@ class JobStore:
                 return None
             done = conn.execute(
                 update(BatchChunk)
-                .where(
-                    BatchChunk.job_id == job_id,
-                    BatchChunk.position == index,
-                    BatchChunk.status == JobStatus.PROCESSING,
-                    BatchChunk.attempts == attempt,
-                )
+                .where(*_held_chunk(job_id, index, attempt))
                 .values(status=JobStatus.COMPLETED, urls=urls, done=len(urls), updated_at=now)
             )
             if done.rowcount != 1:
@@ -571,12 +561,7 @@ class JobStore:
         def work(conn: Connection) -> Any:
             owned = conn.execute(
                 update(BatchChunk)
-                .where(
-                    BatchChunk.job_id == job_id,
-                    BatchChunk.position == index,
-                    BatchChunk.status == JobStatus.PROCESSING,
-                    BatchChunk.attempts == attempt,
-                )
+                .where(*_held_chunk(job_id, index, attempt))
                 .values(status=JobStatus.FAILED, error=error, updated_at=now)
             )
             if owned.rowcount != 1:
@@ -642,4 +627,15 @@ def _record_usage(conn: Connection, job: Row[Any], now: datetime) -> None:
         insert(UsageRecord).values(
             job_id=job.id, user_id=job.user_id, type=job.type, credits=job.cost, created_at=now
         )
+    )
+
+
+def _held_chunk(job_id: str, index: int, attempt: int) -> tuple[Any, ...]:
+    """The chunk, only while this attempt still holds it (a later attempt or a finished
+    batch makes every write of an older delivery a no-op)."""
+    return (
+        BatchChunk.job_id == job_id,
+        BatchChunk.position == index,
+        BatchChunk.status == JobStatus.PROCESSING,
+        BatchChunk.attempts == attempt,
     )
