@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -25,18 +24,12 @@ from typing import Any
 import aiohttp
 import jwt
 
-from benchmarks.common import median, parser, print_table, write_json
+from benchmarks.common import free_port, median, parser, print_table, wait_ready, write_json
 
 ROOT = Path(__file__).resolve().parents[1]
 CLIENTS = 50
 SECRET = "bench-secret-0123456789abcdef0123456789abcdef"
 BODY = {"prompt": "a benchmark of foxes", "width": 64, "height": 64, "model": "local"}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def completed(database: Path) -> tuple[int, int]:
@@ -54,21 +47,6 @@ def start_server(env: dict[str, str]) -> subprocess.Popen[bytes]:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-
-
-async def wait_ready(base: str, process: subprocess.Popen[bytes]) -> None:
-    async with aiohttp.ClientSession() as session:
-        for _ in range(300):
-            if process.poll() is not None:
-                raise RuntimeError("server exited early")
-            try:
-                async with session.get(base + "/healthz") as response:
-                    if response.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.05)
-    raise RuntimeError("server did not start")
 
 
 async def one_run(jobs: int) -> dict[str, float]:

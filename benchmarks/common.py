@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import gc
 import json
+import socket
 import statistics
+import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+import aiohttp
 
 
 def parser(description: str) -> argparse.ArgumentParser:
@@ -59,3 +64,26 @@ def _fmt(value: Any) -> str:
             return f"{value:,.0f}"
         return f"{value:.3g}"
     return "" if value is None else str(value)
+
+
+def free_port() -> int:
+    """A port nobody listens on right now, on 127.0.0.1 (benchmarks never leave loopback)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def wait_ready(base: str, process: subprocess.Popen[bytes]) -> None:
+    """Until the service at ``base`` answers ``/healthz`` (15 s at most)."""
+    async with aiohttp.ClientSession() as session:
+        for _ in range(300):
+            if process.poll() is not None:
+                raise RuntimeError("server exited early")
+            try:
+                async with session.get(base + "/healthz") as response:
+                    if response.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.05)
+    raise RuntimeError("server did not start")

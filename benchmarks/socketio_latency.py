@@ -24,7 +24,6 @@ import asyncio
 import contextlib
 import json
 import os
-import socket
 import statistics
 import sys
 import tempfile
@@ -35,7 +34,7 @@ from typing import Any
 
 import aiohttp
 
-from benchmarks.common import parser, print_table, write_json
+from benchmarks.common import free_port, parser, print_table, write_json
 
 JWT_SECRET = "benchmark-jwt-secret-0123456789abcdef012345"
 FINISHED_LINE = "done"
@@ -170,12 +169,6 @@ async def run_clients(args: argparse.Namespace) -> None:
 
 
 # --------------------------------------------------------------------------- conductor
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def percentile(values: list[float], fraction: float) -> float:
