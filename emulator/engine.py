@@ -578,12 +578,13 @@ class Emulator:
         if self._sleeping_until is None or when < self._sleeping_until:
             self._ring(alarm)
 
-    def _kick(self, runtime: _QueueRuntime) -> None:
+    def _kick(self, runtime: _QueueRuntime, now: datetime | None = None) -> None:
         """Something changed in a queue: dispatch right away if time is flowing, and let the
         real-clock driver know if the queue now needs it sooner."""
         if self._manual and not self._driving:
             return
-        now = self._clock.now()
+        if now is None:
+            now = self._clock.now()
         self._pump_queue(runtime, now)
         if self._alarm is not None:
             self._wake_by(self._queue_wakeup(runtime, now))
@@ -654,7 +655,9 @@ class Emulator:
         self._flights.add(flight)
         heapq.heappush(self._deadlines, (_micros(flight.deadline), next(self._seq), flight))
         self._store.put_task(task)
-        self._emit(EventKind.TASK_DISPATCHED, queue_id, task.short_id, attempt=flight.number)
+        self._emit(
+            EventKind.TASK_DISPATCHED, queue_id, task.short_id, attempt=flight.number, now=now
+        )
         flight.job = asyncio.get_running_loop().create_task(self._deliver(flight, request))
         self._wake_by(flight.deadline)
 
@@ -731,7 +734,9 @@ class Emulator:
             runtime.tasks.get(task.name) is task
         )
         if status is not None and rules.is_success(status):
-            self._emit(EventKind.ATTEMPT_SUCCEEDED, queue_id, task.short_id, flight.number, status)
+            self._emit(
+                EventKind.ATTEMPT_SUCCEEDED, queue_id, task.short_id, flight.number, status, now=now
+            )
             if alive:
                 self._remove(runtime, task, now)
         else:
@@ -742,11 +747,12 @@ class Emulator:
                 flight.number,
                 status,
                 detail=result.error,
+                now=now,
             )
             if alive and task.in_flight == 0:
                 self._after_failure(runtime, task, result, now)
         self._progress.set()
-        self._kick(runtime)
+        self._kick(runtime, now)
 
     def _after_failure(
         self, runtime: _QueueRuntime, task: TaskRecord, result: DispatchResult, now: datetime
@@ -841,10 +847,10 @@ class Emulator:
         *,
         retry_at: datetime | None = None,
         detail: str = "",
+        now: datetime | None = None,
     ) -> None:
-        self.events.emit(
-            Event(self._clock.now(), kind, queue, task, attempt, status, retry_at, detail)
-        )
+        when = self._clock.now() if now is None else now
+        self.events.emit(Event(when, kind, queue, task, attempt, status, retry_at, detail))
 
 
 def _retry_after(result: DispatchResult) -> timedelta | None:
