@@ -101,12 +101,13 @@ async def test_seed_style_ws_url_with_the_token_in_the_query_string(
 async def test_socket_is_closed_at_token_expiry_and_reconnects_with_a_fresh_token(
     service: Service, run_node: RunNode
 ) -> None:
-    short = service.token("erin", ttl=timedelta(seconds=2))
+    # Long enough for Node to start and connect on a loaded machine, short enough to wait for.
+    short = service.token("erin", ttl=timedelta(seconds=4))
     fresh = service.token("erin", ttl=timedelta(hours=1))
     client = await run_node("listen.mjs", URL=service.base_url, TOKENS=json.dumps([short, fresh]))
     first = await client.next_event()
     assert first["event"] == "connect" and first["tokenIndex"] == 0
-    gone = await client.wait_for(lambda event: event["event"] == "disconnect", timeout=6)
+    gone = await client.wait_for(lambda event: event["event"] == "disconnect", timeout=8)
     assert gone["reason"] == "transport close"  # so socket.io-client reconnects by itself
     again = await client.wait_for(lambda event: event["event"] == "connect", timeout=6)
     assert again["tokenIndex"] == 1
