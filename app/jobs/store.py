@@ -379,28 +379,12 @@ class JobStore:
         now = self.clock.now()
 
         def work(conn: Connection) -> Any:
-            row = (
-                conn.execute(
-                    update(Job)
-                    .where(
-                        Job.id == job_id,
-                        Job.status == JobStatus.PROCESSING,
-                        Job.attempts == attempt,
-                    )
-                    .values(
-                        status=JobStatus.COMPLETED,
-                        progress=100,
-                        result=result,
-                        error=None,
-                        completed_at=now,
-                        updated_at=now,
-                    )
-                    .returning(*Job.__table__.c)
-                )
-            ).first()
-            if row is not None:
-                _record_usage(conn, row, now)
-            return row
+            conditions = [
+                Job.id == job_id,
+                Job.status == JobStatus.PROCESSING,
+                Job.attempts == attempt,
+            ]
+            return _complete(conn, conditions, result, now)
 
         return await self.db.write(work)
 
@@ -522,23 +506,8 @@ class JobStore:
             ).all()
             if all(chunk.status == JobStatus.COMPLETED for chunk in chunks):
                 every_url = [url for chunk in chunks for url in (chunk.urls or [])]
-                row = (
-                    conn.execute(
-                        update(Job)
-                        .where(Job.id == job_id, Job.status == JobStatus.PROCESSING)
-                        .values(
-                            status=JobStatus.COMPLETED,
-                            progress=100,
-                            result={"urls": every_url},
-                            completed_at=now,
-                            updated_at=now,
-                        )
-                        .returning(*Job.__table__.c)
-                    )
-                ).first()
-                if row is not None:
-                    _record_usage(conn, row, now)
-                return row
+                conditions = [Job.id == job_id, Job.status == JobStatus.PROCESSING]
+                return _complete(conn, conditions, {"urls": every_url}, now)
             progress = _batch_progress(conn, job_id)
             return (
                 conn.execute(
@@ -592,6 +561,30 @@ def _lock_job(conn: Connection, job_id: str) -> Row[Any] | None:
     """The job row, locked until commit on PostgreSQL (SQLite's writer lock serialises)."""
     statement = select(Job).where(Job.id == job_id).with_for_update()
     return conn.execute(statement).first()
+
+
+def _complete(
+    conn: Connection, conditions: list[Any], result: dict[str, Any], now: datetime
+) -> Row[Any] | None:
+    """COMPLETED with ``result`` and the job's one usage record, where ``conditions`` hold."""
+    row = (
+        conn.execute(
+            update(Job)
+            .where(*conditions)
+            .values(
+                status=JobStatus.COMPLETED,
+                progress=100,
+                result=result,
+                error=None,
+                completed_at=now,
+                updated_at=now,
+            )
+            .returning(*Job.__table__.c)
+        )
+    ).first()
+    if row is not None:
+        _record_usage(conn, row, now)
+    return row
 
 
 def _fail(conn: Connection, conditions: list[Any], error: str, now: datetime) -> Row[Any] | None:

@@ -57,3 +57,19 @@ class RecordingClient:
 
     async def close(self) -> None:
         await self.sio.disconnect()
+
+
+def sample_view(**changes: Any) -> dict[str, Any]:
+    """A job view as ``GET /api/jobs/{id}`` shows it, for tests without a database."""
+    base: dict[str, Any] = {
+        "jobId": "j1",
+        "type": "image-generation",
+        "status": "PROCESSING",
+        "progress": 10,
+        "resultUrl": None,
+        "resultUrls": None,
+        "error": None,
+        "createdAt": "2026-01-01T00:00:00.000Z",
+        "updatedAt": "2026-01-01T00:00:01.000Z",
+    }
+    return {**base, **changes}

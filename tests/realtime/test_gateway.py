@@ -9,24 +9,12 @@ import pytest
 
 from app.events import JobEvents, JobUpdate
 from app.realtime import RealtimeConfig, SocketIOJobEvents
+from tests.realtime.clients import sample_view
 from tests.realtime.conftest import free_port
 
 
 def update() -> JobUpdate:
-    return JobUpdate(
-        "alice",
-        {
-            "jobId": "j1",
-            "type": "image-generation",
-            "status": "PROCESSING",
-            "progress": 10,
-            "resultUrl": None,
-            "resultUrls": None,
-            "error": None,
-            "createdAt": "2026-01-01T00:00:00.000Z",
-            "updatedAt": "2026-01-01T00:00:01.000Z",
-        },
-    )
+    return JobUpdate("alice", sample_view())
 
 
 def test_the_gateway_is_a_job_events_publisher() -> None:

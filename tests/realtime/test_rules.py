@@ -2,27 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from app.realtime.config import RealtimeConfig, parse_origins
 from app.realtime.rooms import job_room, user_room
 from app.realtime.socket_handlers import job_id_from, token_from
 from app.realtime.sse import is_finished, is_stale, sse_event
-
-
-def view(**changes: Any) -> Any:
-    base = {
-        "jobId": "j1",
-        "type": "image-generation",
-        "status": "PROCESSING",
-        "progress": 10,
-        "resultUrl": None,
-        "resultUrls": None,
-        "error": None,
-        "createdAt": "2026-01-01T00:00:00.000Z",
-        "updatedAt": "2026-01-01T00:00:01.000Z",
-    }
-    return {**base, **changes}
+from tests.realtime.clients import sample_view as view
 
 
 def test_token_comes_from_the_auth_payload_before_the_query_string() -> None:
