@@ -46,7 +46,7 @@ async def _ok(request: emu.DispatchRequest) -> int:
 
 
 async def engine_overhead(tasks: int) -> dict[str, float]:
-    engine = emu.Emulator(
+    engine = emu.Engine(
         clock=VirtualClock(), dispatcher=emu.CallableDispatcher(_ok), event_history=1000
     )
     await engine.start()
@@ -265,7 +265,7 @@ def rss_kib():
                 return int(line.split()[1])
 
 async def main(count):
-    engine = emu.Emulator(event_history=0)
+    engine = emu.Engine(event_history=0)
     await engine.start()
     queue = "projects/bench/locations/local/queues/q"
     await engine.create_queue(emu.QueueSpec(queue))

@@ -12,7 +12,7 @@ from emulator.dispatch import (
     DispatchResult,
     HttpDispatcher,
 )
-from emulator.engine import Emulator, TokenMinter
+from emulator.engine import Engine, TokenMinter
 from emulator.errors import (
     AlreadyExists,
     EmulatorError,
@@ -44,7 +44,7 @@ __all__ = [
     "DispatchRequest",
     "DispatchResult",
     "Dispatcher",
-    "Emulator",
+    "Engine",
     "EmulatorError",
     "Event",
     "EventKind",

@@ -24,7 +24,7 @@ from aiohttp import web
 
 from emulator import rules
 from emulator.dispatch import HttpDispatcher
-from emulator.engine import Emulator
+from emulator.engine import Engine
 from emulator.errors import NotFound
 from emulator.grpc_server import build_server
 from emulator.oidc import GOOGLE_ISSUER, OidcIssuer
@@ -69,7 +69,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-async def apply_queues_file(engine: Emulator, path: str, parent: str) -> list[str]:
+async def apply_queues_file(engine: Engine, path: str, parent: str) -> list[str]:
     """Create or update every queue of the file (UpdateQueue is an upsert). Returns names."""
     names = []
     for spec in load_queue_specs(path, parent):
@@ -93,7 +93,7 @@ async def serve(args: argparse.Namespace) -> int:
         store = MemoryStore()
     issuer = OidcIssuer(issuer=args.oidc_issuer)
     tombstone_ttl = timedelta(seconds=args.task_tombstone_ttl)
-    engine = Emulator(
+    engine = Engine(
         dispatcher=HttpDispatcher(),
         store=store,
         token_minter=issuer,

@@ -113,7 +113,7 @@ class _Flight:
     done: bool = False
 
 
-class Emulator:
+class Engine:
     """A local Cloud Tasks. Queue and task names are full resource names."""
 
     def __init__(
@@ -204,7 +204,7 @@ class Emulator:
         await self._store.close()
         await self._dispatcher.close()
 
-    async def __aenter__(self) -> Emulator:
+    async def __aenter__(self) -> Engine:
         await self.start()
         return self
 

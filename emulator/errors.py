@@ -6,7 +6,10 @@ that matches on them behaves the same against the emulator as against Google.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Final, Literal
+
+from google.protobuf import any_pb2
+from google.rpc import code_pb2, error_details_pb2, status_pb2
 
 Resource = Literal["queue", "task", "location", "other"]
 
@@ -75,3 +78,36 @@ class Unimplemented(EmulatorError):
     """An RPC or feature Cloud Tasks has that the emulator does not model."""
 
     code = "UNIMPLEMENTED"
+
+
+RESOURCE_TYPES: Final = {
+    "queue": "cloudtasks.googleapis.com/Queue",
+    "task": "cloudtasks.googleapis.com/Task",
+    "location": "locations.googleapis.com/Location",
+}
+
+
+def rpc_status_of(error: EmulatorError) -> status_pb2.Status:
+    """The google.rpc.Status for an engine error, with the Help detail Cloud Tasks attaches to
+    a malformed queue name, and a ResourceInfo naming the kind of resource the
+    error is about (a missing queue and a missing task can carry the same message)."""
+    status = status_pb2.Status(code=code_pb2.Code.Value(error.code), message=error.message)
+    resource_type = RESOURCE_TYPES.get(error.resource)
+    if resource_type is not None:
+        detail = any_pb2.Any()
+        detail.Pack(error_details_pb2.ResourceInfo(resource_type=resource_type))
+        status.details.append(detail)
+    if error.message == QUEUE_NAME_FORMAT:
+        help_detail = error_details_pb2.Help(
+            links=[
+                error_details_pb2.Help.Link(
+                    description="Definition of queue name",
+                    url="https://cloud.google.com/tasks/docs/reference/rest/v2/"
+                    "projects.locations.queues#Queue.FIELDS.name",
+                )
+            ]
+        )
+        detail = any_pb2.Any()
+        detail.Pack(help_detail)
+        status.details.append(detail)
+    return status

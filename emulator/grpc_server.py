@@ -16,11 +16,11 @@ import grpc
 from google.cloud import tasks_v2, tasks_v2beta3
 from google.cloud.location import locations_pb2
 from google.iam.v1 import iam_policy_pb2, policy_pb2
-from google.protobuf import any_pb2, empty_pb2
-from google.rpc import code_pb2, error_details_pb2, status_pb2
+from google.protobuf import empty_pb2
+from google.rpc import code_pb2, status_pb2
 from grpc_status import rpc_status
 
-from emulator.errors import QUEUE_NAME_FORMAT, EmulatorError
+from emulator.errors import EmulatorError, rpc_status_of
 from emulator.service import CloudTasksService
 
 log = logging.getLogger(__name__)
@@ -89,39 +89,6 @@ _LOCATION_METHODS: Final[dict[str, tuple[str, Any, Any]]] = {
 }
 
 
-RESOURCE_TYPES: Final = {
-    "queue": "cloudtasks.googleapis.com/Queue",
-    "task": "cloudtasks.googleapis.com/Task",
-    "location": "locations.googleapis.com/Location",
-}
-
-
-def error_status(error: EmulatorError) -> status_pb2.Status:
-    """The google.rpc.Status for an engine error, with the Help detail Cloud Tasks attaches to
-    a malformed queue name (facts §1.1), and a ResourceInfo naming the kind of resource the
-    error is about (a missing queue and a missing task can carry the same message)."""
-    status = status_pb2.Status(code=code_pb2.Code.Value(error.code), message=error.message)
-    resource_type = RESOURCE_TYPES.get(error.resource)
-    if resource_type is not None:
-        detail = any_pb2.Any()
-        detail.Pack(error_details_pb2.ResourceInfo(resource_type=resource_type))
-        status.details.append(detail)
-    if error.message == QUEUE_NAME_FORMAT:
-        help_detail = error_details_pb2.Help(
-            links=[
-                error_details_pb2.Help.Link(
-                    description="Definition of queue name",
-                    url="https://cloud.google.com/tasks/docs/reference/rest/v2/"
-                    "projects.locations.queues#Queue.FIELDS.name",
-                )
-            ]
-        )
-        detail = any_pb2.Any()
-        detail.Pack(help_detail)
-        status.details.append(detail)
-    return status
-
-
 Context: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"
 
 
@@ -131,7 +98,7 @@ def _unary(call: Handler) -> Callable[[Any, Context], Awaitable[Any]]:
         try:
             return await call(request)
         except EmulatorError as error:
-            failure = error_status(error)
+            failure = rpc_status_of(error)
         except Exception:  # never let one bad request take the server down
             log.exception("internal error in %s", getattr(call, "__name__", call))
             failure = status_pb2.Status(code=code_pb2.INTERNAL, message="Internal error.")

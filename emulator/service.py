@@ -23,7 +23,7 @@ from google.protobuf import empty_pb2
 
 from emulator import conversions as conv
 from emulator import rules
-from emulator.engine import Emulator
+from emulator.engine import Engine
 from emulator.errors import Aborted, InvalidArgument, NotFound
 from emulator.model import QueueRecord, QueueSpec, QueueState
 from emulator.validation import split_queue_name, validate_parent
@@ -119,7 +119,7 @@ class CloudTasksService:
 
     def __init__(
         self,
-        engine: Emulator,
+        engine: Engine,
         *,
         default_location: str = "local",
         task_tombstone_ttl: timedelta = rules.DEFAULT_TASK_TOMBSTONE_TTL,

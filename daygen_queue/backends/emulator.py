@@ -187,7 +187,7 @@ def task_spec(task: NewTask, queue_name: str) -> emu.NewTaskSpec:
 
 
 class EmulatorBackend:
-    """A ``TaskQueue`` backed by an in-process ``emulator.Emulator``.
+    """A ``TaskQueue`` backed by an in-process ``emulator.Engine``.
 
     Testing surface: ``run_until_idle()``, ``advance()`` and ``events`` (every state change,
     with its clock time).
@@ -201,10 +201,10 @@ class EmulatorBackend:
         store: emu.Store | None = None,
         project: str = DEFAULT_PROJECT,
         location: str = DEFAULT_LOCATION,
-        engine: emu.Emulator | None = None,
+        engine: emu.Engine | None = None,
         **engine_options: Any,
     ) -> None:
-        self.engine = engine or emu.Emulator(
+        self.engine = engine or emu.Engine(
             clock=clock, dispatcher=dispatcher, store=store, **engine_options
         )
         self.parent = f"projects/{project}/locations/{location}"

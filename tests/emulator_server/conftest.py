@@ -13,7 +13,7 @@ from google.cloud import tasks_v2, tasks_v2beta3
 from google.cloud.tasks_v2.services.cloud_tasks import transports
 from google.cloud.tasks_v2beta3.services.cloud_tasks import transports as beta_transports
 
-from emulator.engine import Emulator
+from emulator.engine import Engine
 from emulator.grpc_server import build_server
 from emulator.oidc import OidcIssuer
 from emulator.service import CloudTasksService
@@ -27,7 +27,7 @@ PARENT = "projects/test-project/locations/local"
 
 @dataclass
 class GrpcStack:
-    engine: Emulator
+    engine: Engine
     service: CloudTasksService
     address: str
     client: tasks_v2.CloudTasksAsyncClient
@@ -42,7 +42,7 @@ class GrpcStack:
 async def stack() -> AsyncIterator[GrpcStack]:
     """Engine + gRPC server on a free port + the official async clients, in this loop."""
     issuer = OidcIssuer()
-    engine = Emulator(token_minter=issuer)
+    engine = Engine(token_minter=issuer)
     await engine.start()
     service = CloudTasksService(engine)
     server, port = build_server(service, "127.0.0.1:0")

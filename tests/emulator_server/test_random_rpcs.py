@@ -23,7 +23,7 @@ from google.protobuf import field_mask_pb2
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from emulator.engine import Emulator
+from emulator.engine import Engine
 from emulator.grpc_server import build_server
 from emulator.service import CloudTasksService
 
@@ -58,7 +58,7 @@ class LoopThread:
 
 class Fuzz:
     async def start(self) -> None:
-        self.engine = Emulator()
+        self.engine = Engine()
         await self.engine.start()
         self.server, port = build_server(CloudTasksService(self.engine), "127.0.0.1:0")
         await self.server.start()
