@@ -71,7 +71,7 @@ class Settings(BaseSettings):
         None, description="When set, the token's email claim must be this account."
     )
 
-    # Providers: every name is served locally unless a real adapter exists and is configured.
+    # Providers: every name is served locally until the real adapters land (app.providers).
     bfl_api_key: SecretStr | None = None
     runway_api_key: SecretStr | None = None
     replicate_api_token: SecretStr | None = None
