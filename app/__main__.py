@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import argparse
 import gc
+import os
+import socket
 import sys
 from datetime import timedelta
 
@@ -13,7 +15,7 @@ from pydantic import ValidationError
 
 from app.auth import issue_dev_token
 from app.logs import configure_logging
-from app.realtime import create_realtime_app
+from app.main import create_app
 from app.settings import Settings
 
 
@@ -47,14 +49,31 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {error}", file=sys.stderr)
             return 2
         return 0
+    # The port is taken before anything starts, so a port in use is one line, not a start-up
+    # (migrations, queues) followed by a traceback.
+    try:
+        listener = listening_socket(settings.bind_host, settings.port)
+    except OSError as error:
+        reason = os.strerror(error.errno) if error.errno else str(error)
+        print(
+            f"error: cannot listen on {settings.bind_host} port {settings.port} ({reason}); "
+            "set PORT to use another port",
+            file=sys.stderr,
+        )
+        return 1
     web.run_app(
-        create_realtime_app(settings),
-        host=settings.bind_host,
-        port=settings.port,
+        create_app(settings),
+        sock=listener,
         access_log=None,
         print=lambda message: print(message, file=sys.stderr),
     )
     return 0
+
+
+def listening_socket(host: str, port: int) -> socket.socket:
+    """A TCP socket bound to ``host:port`` (IPv4 or IPv6), as aiohttp's own site would bind."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    return socket.create_server((host, port), family=family, backlog=128)
 
 
 if __name__ == "__main__":

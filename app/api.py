@@ -1,4 +1,5 @@
-"""The public HTTP API (the seed's routes) and its JSON error contract.
+"""The HTTP routes: the public API (the seed's routes) with its JSON error contract, and the
+internal endpoint where the queue delivers tasks.
 
 Every error is a JSON object ``{"error": code, "message": text}``; validation errors add
 ``fields`` (each naming the offending field). Bad input is a 4xx, never a 500.
@@ -18,11 +19,15 @@ from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
 from app.auth import AuthError, bearer_token
-from app.context import SERVICES
-from app.credits import InsufficientCredits
+from app.jobs.credits import InsufficientCredits
+from app.jobs.processor import Processor
+from app.jobs.schemas import TaskPayload
 from app.jobs.submit import submit_job
-from app.jobs.types import JOB_TYPES
+from app.jobs.types import JOB_TYPES, JobType
 from app.jobs.views import job_view
+from app.models import MAX_JOB_ID_LENGTH
+from app.services import SERVICES
+from daygen_queue import InvalidDelivery, TaskDelivery
 
 log = logging.getLogger("app.api")
 
@@ -42,6 +47,17 @@ class ApiError(Exception):
             body["fields"] = self.fields
         headers = {"WWW-Authenticate": "Bearer"} if self.status == 401 else None
         return web.json_response(body, status=self.status, headers=headers)
+
+
+def field_error(field: str, message: str, type: str) -> ApiError:
+    """422 for one field: ``type`` is the kind of error (pydantic's names: ``missing``,
+    ``value_error``...)."""
+    return ApiError(
+        422,
+        "validation_error",
+        f"{field}: {message}",
+        [{"field": field, "message": message, "type": type}],
+    )
 
 
 def field_errors(exc: ValidationError) -> ApiError:
@@ -103,11 +119,11 @@ def _allow(error: web.HTTPException) -> dict[str, str] | None:
 _CORS_PATHS = ("/api/", "/media/", "/healthz")
 
 
-def cors_middleware(allowed: str) -> Any:
+def cors_middleware(allowed: list[str]) -> Any:
     """CORS for the REST API and media (the seed's frontend runs on another origin). Socket.IO
     answers its own CORS; the internal endpoint gets none."""
-    origins = {origin.strip() for origin in allowed.split(",") if origin.strip()}
-    allow_all = not origins or "*" in origins
+    origins = set(allowed)
+    allow_all = "*" in origins
 
     @web.middleware
     async def cors(
@@ -146,42 +162,30 @@ async def authenticated_user(request: web.Request) -> str:
 async def json_body(request: web.Request, model: type[BaseModel]) -> Any:
     raw = await request.read()  # 413 past client_max_size
     if not raw.strip():
-        raise ApiError(
-            422,
-            "validation_error",
-            "body: a JSON object is required",
-            [{"field": "body", "message": "a JSON object is required", "type": "missing"}],
-        )
+        raise field_error("body", "a JSON object is required", "missing")
     try:
         data = json.loads(raw)
     except (ValueError, RecursionError) as error:
         raise ApiError(400, "invalid_json", f"body is not valid JSON: {error}") from None
     if not isinstance(data, dict):
-        raise ApiError(
-            422,
-            "validation_error",
-            "body: must be a JSON object",
-            [{"field": "body", "message": "must be a JSON object", "type": "dict_type"}],
-        )
+        raise field_error("body", "must be a JSON object", "dict_type")
     try:
         return model.model_validate(data)
     except ValidationError as error:
         raise field_errors(error) from None
 
 
-def _job_type_route(job_type: str) -> Callable[[web.Request], Awaitable[web.Response]]:
-    spec = JOB_TYPES[job_type]
-
+def _job_type_route(job_type: JobType[Any]) -> Callable[[web.Request], Awaitable[web.Response]]:
     async def create(request: web.Request) -> web.Response:
         user_id = await authenticated_user(request)
-        body = await json_body(request, spec.request)
+        body = await json_body(request, job_type.request)
         try:
             job = await submit_job(request.app[SERVICES], user_id, job_type, body)
         except InsufficientCredits as error:
             raise ApiError(402, "insufficient_credits", str(error)) from None
         return web.json_response(job_view(job), status=202)
 
-    create.__name__ = f"create_{job_type.replace('-', '_')}"
+    create.__name__ = f"create_{job_type.name.replace('-', '_')}"
     return create
 
 
@@ -190,7 +194,7 @@ async def get_job(request: web.Request) -> web.Response:
     job_id = request.match_info["job_id"]
     job = (
         await request.app[SERVICES].store.get_user_job(user_id, job_id)
-        if len(job_id) <= 64
+        if len(job_id) <= MAX_JOB_ID_LENGTH
         else None
     )
     if job is None:
@@ -211,12 +215,7 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
         if when.tzinfo is None or not isinstance(job_id, str):
             raise ValueError("bad cursor")
     except (ValueError, TypeError, binascii.Error, RecursionError):
-        raise ApiError(
-            422,
-            "validation_error",
-            "cursor: invalid cursor",
-            [{"field": "cursor", "message": "invalid cursor", "type": "value_error"}],
-        ) from None
+        raise field_error("cursor", "invalid cursor", "value_error") from None
     return when, job_id
 
 
@@ -224,13 +223,7 @@ def _limit(raw: str | None) -> int:
     if raw is None:
         return DEFAULT_LIMIT
     if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
-        message = f"must be an integer from 1 to {MAX_LIMIT}"
-        raise ApiError(
-            422,
-            "validation_error",
-            f"limit: {message}",
-            [{"field": "limit", "message": message, "type": "value_error"}],
-        )
+        raise field_error("limit", f"must be an integer from 1 to {MAX_LIMIT}", "value_error")
     return int(raw)
 
 
@@ -265,8 +258,42 @@ async def health(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
 
+async def handle_task(request: web.Request) -> web.Response:
+    """``POST /internal/tasks/{type}``: a delivery from the queue, authenticated (internal key
+    or Cloud Tasks OIDC token) and checked, then run by the processor."""
+    services = request.app[SERVICES]
+    denied = await services.internal.check(
+        request.headers.get("X-Internal-Api-Key"), request.headers.get("Authorization")
+    )
+    if denied is not None:
+        message = "missing credentials" if denied == 401 else "invalid credentials"
+        return web.json_response({"error": "unauthorized", "message": message}, status=denied)
+    job_type = JOB_TYPES.get(request.match_info["type"])
+    if job_type is None:
+        return web.json_response(
+            {"error": "not_found", "message": f"unknown job type {request.match_info['type']!r}"},
+            status=404,
+        )
+    try:
+        delivery = TaskDelivery.from_headers(request.headers)
+    except InvalidDelivery as exc:
+        return web.json_response({"error": "invalid_delivery", "message": str(exc)}, status=400)
+    try:
+        payload = TaskPayload.model_validate_json(await request.read())
+    except ValidationError as exc:
+        fields = [".".join(str(part) for part in error["loc"]) for error in exc.errors()]
+        return web.json_response(
+            {"error": "invalid_task", "message": f"invalid task body: {', '.join(fields)}"},
+            status=400,
+        )
+    outcome = await Processor(services).process(job_type, delivery, payload)
+    return web.json_response(outcome.body, status=outcome.status)
+
+
 def api_routes() -> list[web.RouteDef]:
-    routes = [web.post(f"/api/jobs/{name}", _job_type_route(name)) for name in JOB_TYPES]
+    routes = [
+        web.post(f"/api/jobs/{name}", _job_type_route(spec)) for name, spec in JOB_TYPES.items()
+    ]
     return [
         *routes,
         web.get("/api/jobs", list_jobs),
@@ -274,4 +301,5 @@ def api_routes() -> list[web.RouteDef]:
         web.post("/api/jobs/{job_id}", unknown_job_type),
         web.get("/api/me", me),
         web.get("/healthz", health),
+        web.post("/internal/tasks/{type}", handle_task),
     ]

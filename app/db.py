@@ -70,10 +70,6 @@ class Database:
                 options["connect_args"] = {"server_settings": {"search_path": schema}}
             self.async_engine = create_async_engine(url, **options)
 
-    @property
-    def dialect_name(self) -> str:
-        return "sqlite" if self.is_sqlite else "postgresql"
-
     async def write(self, fn: Work[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         if self.sync_engine is not None:
             if self._checkpointer is None:

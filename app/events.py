@@ -1,4 +1,5 @@
-"""``JobEvents``: where job state changes are published (Socket.IO implements it).
+"""``JobEvents``: where job state changes are published (``app.realtime.LiveUpdates``
+implements it, for Socket.IO and server-sent events).
 
 Updates carry absolute state (the job view), never deltas, so a client that missed one is
 corrected by the next, and publishing is fire-and-forget: a failed publish never fails a job.
@@ -10,6 +11,9 @@ from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 from app.jobs.views import JobView
+
+JOB_UPDATE_EVENT = "jobUpdate"
+"""The name of a job update on Socket.IO and in a server-sent event stream."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,17 +37,10 @@ class JobUpdate:
 @runtime_checkable
 class JobEvents(Protocol):
     async def publish(self, update: JobUpdate) -> None:
-        """Deliver ``update`` to the job owner's live clients. Must not raise for delivery
-        problems (log them): the job's state is already committed. An object that also has
-        ``async close()`` is closed with the app."""
+        """Deliver ``update`` to the job owner's live clients. Never raises (delivery
+        problems are logged): the job's state is already committed, so callers publish
+        without guarding."""
         ...
-
-
-class NullJobEvents:
-    """Publishes nowhere (no live clients)."""
-
-    async def publish(self, update: JobUpdate) -> None:
-        return None
 
 
 class RecordingJobEvents:

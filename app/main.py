@@ -1,39 +1,40 @@
 """``create_app``: the one place the service is assembled from its parts.
 
-Everything stateful (queue, clock, events publisher, providers, storage) can be passed in, so
-tests run the real app on a virtual clock with an in-process queue; whatever is not passed is
-built from the settings. On start-up the schema is migrated, the four queues are ensured and
-the reconciler starts; on clean-up everything the app created is closed.
+Everything stateful (queue, clock, events publisher, providers, storage, database) can be
+passed in, so tests run the real app on a virtual clock with an in-process queue; whatever is
+not passed is built from the settings. What the app builds it also opens and closes, once,
+each in one ``cleanup_ctx`` generator (start-up in order, clean-up in reverse); what is passed
+in stays the caller's to close.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Any
+from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 
 from app.api import api_routes, cors_middleware, json_errors
 from app.auth import InternalAuthenticator, UserAuthenticator
-from app.context import SERVICES, Services
 from app.db import Database, open_database
-from app.events import JobEvents, NullJobEvents
+from app.events import JobEvents
+from app.jobs.reconciler import Reconciler
 from app.jobs.store import JobStore
 from app.jobs.types import JOB_TYPES, queue_config
 from app.migrate import migrate
-from app.processor import handle_task
 from app.providers.base import Providers
 from app.providers.registry import build_providers
-from app.reconciler import Reconciler
+from app.realtime import SSE_ROUTE, LiveUpdates, SocketHandlers, sse_handler
+from app.services import SERVICES, Services
 from app.settings import Settings
 from app.storage import LocalStorage, Storage, media_routes
 from daygen_queue import Clock, SystemClock, TaskQueue, open_task_queue
 
 log = logging.getLogger("app")
 
-DATABASE = web.AppKey("database", Database)
 RECONCILER = web.AppKey("reconciler", Reconciler)
-_OWNED: web.AppKey[list[Any]] = web.AppKey("owned")
+
+Lifetime = Callable[[web.Application], AsyncIterator[None]]
 
 
 def create_app(
@@ -46,23 +47,38 @@ def create_app(
     storage: Storage | None = None,
     database: Database | None = None,
 ) -> web.Application:
+    """The service. ``events=None`` (the default) gives it its live updates: a ``LiveUpdates``
+    publisher serving Socket.IO at ``/socket.io/`` and SSE at ``/api/jobs/{jobId}/events``.
+    Any other publisher (``RecordingJobEvents`` in tests) receives every update instead, and
+    the app then serves no live updates."""
     settings = settings or Settings()
     clock = clock or SystemClock()
-    owned: list[Any] = []
+    app = web.Application(
+        client_max_size=settings.max_body_bytes,
+        middlewares=[cors_middleware(settings.cors_allowed_origins), json_errors],
+    )
     if database is None:
         database = open_database(settings.database_url, echo=settings.database_echo)
-        owned.append(database)
+        app.cleanup_ctx.append(_database(database, owned=True))
+    else:
+        app.cleanup_ctx.append(_database(database, owned=False))
     if task_queue is None:
-        options: dict[str, Any] = {"clock": clock} if settings.queue_backend == "emulator" else {}
-        task_queue = open_task_queue(settings, **options)
-        owned.append(task_queue)
+        task_queue = open_task_queue(settings.task_queue_url, clock=clock)
+        app.cleanup_ctx.append(_queues(task_queue, settings, owned=True))
+    else:
+        app.cleanup_ctx.append(_queues(task_queue, settings, owned=False))
     if storage is None:
-        local = LocalStorage(settings.storage_dir, settings.base_url, aliases=_aliases(settings))
-        storage = local
-    if events is None:
-        events = NullJobEvents()
+        storage = LocalStorage(settings.storage_dir, settings.base_url, aliases=_aliases(settings))
     store = JobStore(database, clock, starting_credits=settings.starting_credits)
-    services = Services(
+    users = UserAuthenticator(settings)
+    if events is None:
+        live = LiveUpdates(settings)
+        _serve_live_updates(app, live, SocketHandlers(live.sio, store=store, users=users))
+        app.router.add_get(
+            SSE_ROUTE, sse_handler(live.streams, store, settings.sse_heartbeat_seconds)
+        )
+        events = live
+    app[SERVICES] = Services(
         settings=settings,
         clock=clock,
         store=store,
@@ -70,23 +86,15 @@ def create_app(
         events=events,
         providers=providers or build_providers(settings),
         storage=storage,
-        users=UserAuthenticator(settings),
+        users=users,
         internal=InternalAuthenticator(settings),
     )
-    app = web.Application(
-        client_max_size=settings.max_body_bytes,
-        middlewares=[cors_middleware(settings.cors_allowed_origins), json_errors],
-    )
-    app[SERVICES] = services
-    app[DATABASE] = database
-    app[RECONCILER] = Reconciler(store, task_queue, settings, clock, events)
-    app[_OWNED] = owned
+    reconciler = Reconciler(store, task_queue, settings, clock, events)
+    app[RECONCILER] = reconciler
+    app.cleanup_ctx.append(_running(reconciler, settings, database))
     app.add_routes(api_routes())
-    app.router.add_post("/internal/tasks/{type}", handle_task)
     if isinstance(storage, LocalStorage):
         app.add_routes(media_routes(storage))
-    app.on_startup.append(_start)
-    app.on_cleanup.append(_stop)
     return app
 
 
@@ -97,33 +105,76 @@ def _aliases(settings: Settings) -> list[str]:
     return [base.replace(a, b, 1) for a, b in swaps if f"//{a}" in base]
 
 
-async def _start(app: web.Application) -> None:
-    services = app[SERVICES]
-    settings = services.settings
-    await migrate(app[DATABASE])
-    for job_type in JOB_TYPES.values():
-        await services.queue.ensure_queue(
-            queue_config(
-                job_type,
-                max_dispatches_per_second=settings.queue_max_dispatches_per_second,
-                max_concurrent_dispatches=settings.queue_max_concurrent_dispatches,
-            )
+def _database(database: Database, *, owned: bool) -> Lifetime:
+    """The schema migrated at start-up; the database closed with the app if the app made it."""
+
+    async def lifetime(app: web.Application) -> AsyncIterator[None]:
+        try:
+            await migrate(database)
+            yield
+        finally:
+            if owned:
+                await database.close()
+
+    return lifetime
+
+
+def _queues(queue: TaskQueue, settings: Settings, *, owned: bool) -> Lifetime:
+    """One queue per job type ensured at start-up; the queue client closed with the app if
+    the app made it."""
+
+    async def lifetime(app: web.Application) -> AsyncIterator[None]:
+        try:
+            for job_type in JOB_TYPES.values():
+                await queue.ensure_queue(
+                    queue_config(
+                        job_type,
+                        max_dispatches_per_second=settings.queue_max_dispatches_per_second,
+                        max_concurrent_dispatches=settings.queue_max_concurrent_dispatches,
+                    )
+                )
+            yield
+        finally:
+            if owned:
+                await queue.close()
+
+    return lifetime
+
+
+def _serve_live_updates(app: web.Application, live: LiveUpdates, handlers: SocketHandlers) -> None:
+    """Socket.IO on ``app``, its update channel listening from start-up to clean-up."""
+    live.sio.attach(app)
+
+    async def lifetime(app: web.Application) -> AsyncIterator[None]:
+        try:
+            await live.start()
+            yield
+        finally:
+            await handlers.close()
+            await live.close()
+
+    async def end_connections(app: web.Application) -> None:
+        await live.end_connections()
+
+    app.cleanup_ctx.append(lifetime)
+    # Before aiohttp waits for open requests (an SSE stream or a websocket never ends itself).
+    app.on_shutdown.append(end_connections)
+
+
+def _running(reconciler: Reconciler, settings: Settings, database: Database) -> Lifetime:
+    """The reconciler, from the moment everything else is up until clean-up starts."""
+
+    async def lifetime(app: web.Application) -> AsyncIterator[None]:
+        reconciler.start()
+        log.info(
+            "daygen app ready: queue %s, database %s, base URL %s",
+            settings.task_queue_url,
+            database.display_url(),
+            settings.base_url,
         )
-    app[RECONCILER].start()
-    log.info(
-        "daygen app ready: queue %s, database %s, base URL %s",
-        settings.task_queue_url,
-        app[DATABASE].display_url(),
-        settings.base_url,
-    )
+        try:
+            yield
+        finally:
+            await reconciler.stop()
 
-
-async def _stop(app: web.Application) -> None:
-    await app[RECONCILER].stop()
-    services = app[SERVICES]
-    close = getattr(services.events, "close", None)
-    if close is not None:
-        await close()
-    owned: list[Any] = app[_OWNED]
-    for resource in owned[::-1]:
-        await resource.close()
+    return lifetime

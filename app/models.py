@@ -36,6 +36,9 @@ class JobStatus(enum.StrEnum):
 
 FINISHED = (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED)
 
+MAX_JOB_ID_LENGTH = 64
+"""Job ids are UUIDs (36 characters); an id longer than the column can hold names no job."""
+
 
 class UTCDateTime(TypeDecorator[datetime]):
     """Timezone-aware UTC in and out, whatever the database keeps (SQLite keeps naive text)."""
@@ -80,7 +83,7 @@ class Job(Base):
         Index("ix_jobs_status_created", "status", "created_at"),
     )
 
-    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    id: Mapped[str] = mapped_column(String(MAX_JOB_ID_LENGTH), primary_key=True)
     user_id: Mapped[str] = mapped_column(ForeignKey("users.id"))
     type: Mapped[str] = mapped_column(String(32))
     status: Mapped[str] = mapped_column(String(16))

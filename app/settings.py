@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Literal, Self
+from typing import Annotated, Literal, Self
 
-from pydantic import Field, SecretStr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 log = logging.getLogger("app.settings")
 
@@ -71,7 +71,7 @@ class Settings(BaseSettings):
         None, description="When set, the token's email claim must be this account."
     )
 
-    # Providers: every name is served locally unless a real adapter exists and is configured.
+    # Providers: every name is served locally until the real adapters land (app.providers).
     bfl_api_key: SecretStr | None = None
     runway_api_key: SecretStr | None = None
     replicate_api_token: SecretStr | None = None
@@ -86,15 +86,28 @@ class Settings(BaseSettings):
     source_fetch_timeout_seconds: float = Field(15.0, gt=0)
 
     # Browsers and live updates (app.realtime reads the last four).
-    cors_allowed_origins: str = Field(
-        "*",
+    cors_allowed_origins: Annotated[list[str], NoDecode] = Field(
+        ["*"],
         description="Origins allowed to call the REST API from a browser: '*' or a comma-"
         "separated list. '*' is safe with bearer tokens (no ambient cookies).",
     )
-    redis_url: str | None = None
-    socketio_cors_allowed_origins: str = "*"
-    socketio_redis_channel: str = "daygen-socketio"
-    sse_heartbeat_seconds: float = Field(15.0, gt=0)
+    redis_url: str | None = Field(
+        None,
+        description="With it, live updates go through a Redis pub/sub channel, so every "
+        "instance reaches its own Socket.IO and SSE clients.",
+    )
+    socketio_cors_allowed_origins: Annotated[list[str], NoDecode] = Field(
+        ["*"], description="Origins allowed to open a Socket.IO connection ('*' or a list)."
+    )
+    socketio_redis_channel: str = Field(
+        "daygen-socketio",
+        min_length=1,
+        description="Prefix of the Redis channel of live updates. Pub/sub ignores Redis "
+        "database numbers, so deployments (and test runs) sharing a Redis need their own.",
+    )
+    sse_heartbeat_seconds: float = Field(
+        15.0, gt=0, description="A comment line this often keeps proxies from closing SSE."
+    )
 
     # Requests and background work.
     max_body_bytes: int = Field(1024 * 1024, ge=1024)
@@ -110,6 +123,16 @@ class Settings(BaseSettings):
         description="A job PROCESSING without any change for this long is failed (refunded): "
         "its deliveries died and the queue's retry window (1 h) is over.",
     )
+
+    @field_validator("cors_allowed_origins", "socketio_cors_allowed_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        """``*``, or a comma-separated list of origins; nothing at all means ``*``."""
+        if isinstance(value, str):
+            value = [origin.strip() for origin in value.split(",")]
+        if isinstance(value, list):
+            return [origin for origin in value if origin] or ["*"]
+        return value
 
     @model_validator(mode="after")
     def _secrets(self) -> Self:

@@ -158,11 +158,6 @@ class LocalStorage:
         validate_key(key)
         return await asyncio.to_thread(self._read, key)
 
-    async def exists(self, key: str) -> bool:
-        """Whether an object is stored under ``key``."""
-        validate_key(key)
-        return await asyncio.to_thread(lambda: self.path_for(key).is_file())
-
     def key_for_url(self, url: str) -> str | None:
         """The key of one of our ``/media/`` URLs (query and fragment ignored), else ``None``.
 

@@ -73,7 +73,7 @@ def serve_app(port: int, database: str, storage: str) -> None:
     app = create_app(settings)
 
     async def pause_queues(app: web.Application) -> None:
-        from app.context import SERVICES
+        from app.services import SERVICES
 
         for job_type in JOB_TYPES.values():
             await app[SERVICES].queue.pause_queue(job_type.queue)

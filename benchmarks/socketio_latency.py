@@ -2,9 +2,9 @@
 
     python -m benchmarks.socketio_latency [--clients 500] [--redis-url URL] [--quick] [--json PATH]
 
-Three processes: this one (the conductor), the app with its realtime gateway (``--role
+Three processes: this one (the conductor), the app with its live updates (``--role
 server``), and 500 python-socketio clients, one user each, in one process (``--role
-clients``). The server publishes job updates through ``SocketIOJobEvents.publish``, exactly
+clients``). The server publishes job updates through ``LiveUpdates.publish``, exactly
 the call the job processor makes, each stamped with the wall-clock time just before the
 call; a client records ``receipt time - stamp`` (same machine, same clock).
 
@@ -12,8 +12,9 @@ Scenarios:
 - steady: updates at a fixed rate (default 1000/s), round-robin over the users: many jobs
   reporting progress at once.
 - burst: one update to every user at the same instant, a few times: 500 jobs moving together,
-  the worst queueing the gateway sees.
-With ``--redis-url`` the same runs go through Redis (``AsyncRedisManager``) as well.
+  the worst queueing the live updates see.
+With ``--redis-url`` the same runs go through Redis (the update channel every instance
+listens to) as well.
 Target (issue): p99 < 50 ms with 500 clients on one instance.
 """
 
@@ -44,12 +45,12 @@ FINISHED_LINE = "done"
 
 
 def run_server(args: argparse.Namespace) -> None:
-    """The app (SQLite in a temp folder) with the gateway, plus ``POST /bench/publish``."""
+    """The app (SQLite in a temp folder) with its live updates, plus ``POST /bench/publish``."""
     from aiohttp import web
 
     from app.events import JobUpdate
-    from app.realtime import RealtimeConfig, create_realtime_app
-    from app.realtime.gateway import REALTIME
+    from app.main import create_app
+    from app.services import SERVICES
     from app.settings import Settings
 
     folder = Path(args.folder)
@@ -61,9 +62,10 @@ def run_server(args: argparse.Namespace) -> None:
         jwt_secret=JWT_SECRET,
         internal_api_key="benchmark-internal-key",
         reconcile_interval_seconds=0,
+        redis_url=args.redis_url or None,
+        socketio_redis_channel=args.channel,
     )
-    config = RealtimeConfig(redis_url=args.redis_url or None, channel=args.channel)
-    app = create_realtime_app(settings, config=config)
+    app = create_app(settings)
 
     def view(user: int, sequence: int) -> dict[str, Any]:
         return {
@@ -80,13 +82,13 @@ def run_server(args: argparse.Namespace) -> None:
 
     async def publish(request: web.Request) -> web.Response:
         plan = await request.json()
-        gateway = request.app[REALTIME]
+        events = request.app[SERVICES].events
         users, sent = int(plan["users"]), 0
 
         async def one(user: int) -> None:
             payload = view(user, sent)
             payload["sentAt"] = time.time()
-            await gateway.publish(JobUpdate(f"user-{user}", payload))  # type: ignore[arg-type]
+            await events.publish(JobUpdate(f"user-{user}", payload))  # type: ignore[arg-type]
 
         if plan["mode"] == "steady":
             rate, total = float(plan["rate"]), int(plan["count"])

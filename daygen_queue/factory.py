@@ -43,6 +43,7 @@ def open_task_queue(
             raise ValueError(f"expected cloudtasks://PROJECT/LOCATION, got {url!r}")
         from daygen_queue.backends.cloud_tasks import CloudTasksBackend
 
+        options.pop("clock", None)  # Google's service keeps its own time
         options.setdefault("emulator_host", os.environ.get(EMULATOR_HOST_VARIABLE) or None)
         return CloudTasksBackend(project=project, location=location, **options)
     raise ValueError(f"unknown task queue URL {url!r}: use 'emulator:' or 'cloudtasks://P/L'")

@@ -1,2 +1,3 @@
-"""Job types: what each costs, which queue carries it, how its request is validated, how it
-runs and how it is shown."""
+"""Jobs: their types (``types``), how one is created (``submit``, ``enqueue``), stored
+(``store`` over ``transitions``, ``batches``, ``group_commit``, ``credits``), run (``processor``,
+``handlers``), shown (``views``) and kept from getting lost (``reconciler``)."""

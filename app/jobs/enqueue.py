@@ -10,8 +10,9 @@ import asyncio
 import json
 import logging
 from collections.abc import Sequence
+from typing import Any
 
-from app.jobs.types import JOB_TYPES
+from app.jobs.types import JobType
 from app.settings import Settings
 from daygen_queue import HttpRequest, NewTask, OidcToken, TaskAlreadyExists, TaskQueue
 
@@ -22,13 +23,14 @@ def task_name(job_id: str, chunk: int | None = None) -> str:
     return job_id if chunk is None else f"{job_id}-chunk-{chunk}"
 
 
-def task_for(settings: Settings, job_type: str, job_id: str, chunk: int | None = None) -> NewTask:
+def task_for(
+    settings: Settings, job_type: JobType[Any], job_id: str, chunk: int | None = None
+) -> NewTask:
     """The task that delivers ``job_id`` (or one of its chunks) to the processor.
 
     Cloud Tasks adds no Content-Type, so the task carries its own. Authentication is the OIDC
     token of ``TASK_SERVICE_ACCOUNT_EMAIL`` when set, else the internal key header.
     """
-    spec = JOB_TYPES[job_type]
     body: dict[str, object] = {"jobId": job_id}
     if chunk is not None:
         body["chunk"] = chunk
@@ -44,32 +46,31 @@ def task_for(settings: Settings, job_type: str, job_id: str, chunk: int | None =
     return NewTask(
         name=task_name(job_id, chunk),
         http_request=HttpRequest(
-            url=f"{settings.base_url}/internal/tasks/{job_type}",
+            url=f"{settings.base_url}/internal/tasks/{job_type.name}",
             headers=headers,
             body=json.dumps(body).encode(),
             oidc_token=oidc,
         ),
-        dispatch_deadline=spec.dispatch_deadline,
+        dispatch_deadline=job_type.dispatch_deadline,
     )
 
 
 async def enqueue(
     queue: TaskQueue,
     settings: Settings,
-    job_type: str,
+    job_type: JobType[Any],
     job_id: str,
     chunks: Sequence[int] = (),
 ) -> int:
     """Create the job's task(s); a task that already exists counts as done. Returns how many
     were newly created. Other queue errors propagate (the reconciler tries again later)."""
-    spec = JOB_TYPES[job_type]
     tasks = [task_for(settings, job_type, job_id, chunk) for chunk in chunks] or [
         task_for(settings, job_type, job_id)
     ]
 
     async def create(task: NewTask) -> int:
         try:
-            await queue.create_task(spec.queue, task)
+            await queue.create_task(job_type.queue, task)
         except TaskAlreadyExists:
             return 0
         return 1

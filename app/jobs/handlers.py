@@ -1,7 +1,8 @@
 """What running each job type means: call the provider, store the result, report progress.
 
 Handlers raise ``ProviderError`` (retryable or not) and know nothing about HTTP, queues or
-attempts; the processor turns their outcome into a job transition and a response code.
+attempts; the processor turns their outcome into a job transition and a response code. Each
+one is named by its ``JobType`` record (``app.jobs.types``).
 """
 
 from __future__ import annotations
@@ -10,21 +11,41 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from app.fetch import fetch_source_image
+from app.jobs.schemas import chunk_ranges
 from app.providers.base import Providers
+from app.providers.fetch import fetch_source_image
 from app.settings import Settings
-from app.storage import Storage
+from app.storage import Storage, extension_for
 
 Report = Callable[[int], Awaitable[None]]
-
-_EXTENSIONS = {"image/webp": "webp", "image/gif": "gif", "video/mp4": "mp4", "image/png": "png"}
 
 
 @dataclass(frozen=True, slots=True)
 class HandlerContext:
+    """What every handler may use."""
+
     settings: Settings
     providers: Providers
     storage: Storage
+
+
+@dataclass(frozen=True, slots=True)
+class HandlerTask:
+    """One run of a handler: a whole job, or one chunk of a job made of chunks."""
+
+    job_id: str
+    params: dict[str, Any]
+    """The job's request, as validated and saved (``JobRequest.model_dump``)."""
+    chunk: int | None
+    """The chunk to run (None for a whole job)."""
+    report: Report
+    """For a whole job: its progress in percent. For a chunk: how many of its results are
+    done."""
+
+
+Handler = Callable[[HandlerContext, HandlerTask], Awaitable[dict[str, Any]]]
+"""Runs a task to its result: ``{"url": ...}`` for a whole job, ``{"urls": [...]}`` for a
+chunk (in prompt order)."""
 
 
 async def _source(ctx: HandlerContext, url: str) -> bytes:
@@ -38,9 +59,8 @@ async def _source(ctx: HandlerContext, url: str) -> bytes:
     )
 
 
-async def run_image(
-    ctx: HandlerContext, job_id: str, params: dict[str, Any], report: Report
-) -> dict[str, Any]:
+async def run_image(ctx: HandlerContext, task: HandlerTask) -> dict[str, Any]:
+    params = task.params
     provider = ctx.providers.image_provider(params["provider"])
     data = await provider.generate_image(
         prompt=params["prompt"],
@@ -49,18 +69,17 @@ async def run_image(
         seed=params.get("seed"),
         model=params["model"],
     )
-    await report(90)
-    url = await ctx.storage.save(f"jobs/{job_id}/image.png", data, "image/png")
+    await task.report(90)
+    url = await ctx.storage.save(f"jobs/{task.job_id}/image.png", data, "image/png")
     return {"url": url}
 
 
-async def run_video(
-    ctx: HandlerContext, job_id: str, params: dict[str, Any], report: Report
-) -> dict[str, Any]:
+async def run_video(ctx: HandlerContext, task: HandlerTask) -> dict[str, Any]:
+    params = task.params
     provider = ctx.providers.video_provider(params["provider"])
     image = await _source(ctx, params["image_url"]) if params.get("image_url") else None
     if image is not None:
-        await report(10)
+        await task.report(10)
     data, mime = await provider.generate_video(
         prompt=params["prompt"],
         duration_seconds=params["duration"],
@@ -69,44 +88,37 @@ async def run_video(
         image=image,
         model=params["model"],
     )
-    await report(90)
-    extension = _EXTENSIONS.get(mime, "bin")
-    url = await ctx.storage.save(f"jobs/{job_id}/video.{extension}", data, mime)
+    await task.report(90)
+    url = await ctx.storage.save(f"jobs/{task.job_id}/video{extension_for(mime)}", data, mime)
     return {"url": url, "mimeType": mime}
 
 
-async def run_upscale(
-    ctx: HandlerContext, job_id: str, params: dict[str, Any], report: Report
-) -> dict[str, Any]:
+async def run_upscale(ctx: HandlerContext, task: HandlerTask) -> dict[str, Any]:
+    params = task.params
     provider = ctx.providers.upscale_provider(params["provider"])
     source = await _source(ctx, params["image_url"])
-    await report(10)
+    await task.report(10)
     data = await provider.upscale(image=source, scale=params["scale"], model=params["model"])
-    await report(90)
-    url = await ctx.storage.save(f"jobs/{job_id}/upscaled.png", data, "image/png")
+    await task.report(90)
+    url = await ctx.storage.save(f"jobs/{task.job_id}/upscaled.png", data, "image/png")
     return {"url": url}
 
 
 def chunk_prompts(params: dict[str, Any], index: int) -> list[tuple[int, str]]:
     """(position in the batch, prompt) for chunk ``index``."""
-    size = params["batch_size"]
     prompts: list[str] = params["prompts"]
-    start = index * size
-    return list(enumerate(prompts[start : start + size], start=start))
+    positions = chunk_ranges(len(prompts), params["batch_size"])[index]
+    return [(position, prompts[position]) for position in positions]
 
 
-async def run_batch_chunk(
-    ctx: HandlerContext,
-    job_id: str,
-    params: dict[str, Any],
-    index: int,
-    report_done: Callable[[int], Awaitable[None]],
-) -> list[str]:
-    """Generate one chunk's images in order; ``report_done(n)`` after each one."""
+async def run_batch_chunk(ctx: HandlerContext, task: HandlerTask) -> dict[str, Any]:
+    """Generate one chunk's images in order, reporting each one done."""
+    assert task.chunk is not None  # a job made of chunks runs chunk by chunk
+    params = task.params
     provider = ctx.providers.image_provider(params["provider"])
     seed = params.get("seed")
     urls: list[str] = []
-    for position, prompt in chunk_prompts(params, index):
+    for position, prompt in chunk_prompts(params, task.chunk):
         data = await provider.generate_image(
             prompt=prompt,
             width=params["width"],
@@ -114,15 +126,7 @@ async def run_batch_chunk(
             seed=None if seed is None else (seed + position) % 2**32,
             model=params["model"],
         )
-        urls.append(await ctx.storage.save(f"jobs/{job_id}/{position:03d}.png", data, "image/png"))
-        await report_done(len(urls))
-    return urls
-
-
-SingleHandler = Callable[[HandlerContext, str, dict[str, Any], Report], Awaitable[dict[str, Any]]]
-
-SINGLE_HANDLERS: dict[str, SingleHandler] = {
-    "image-generation": run_image,
-    "video-generation": run_video,
-    "image-upscale": run_upscale,
-}
+        key = f"jobs/{task.job_id}/{position:03d}.png"
+        urls.append(await ctx.storage.save(key, data, "image/png"))
+        await task.report(len(urls))
+    return {"urls": urls}

@@ -6,7 +6,7 @@ keep working; every known field is checked, and a failure names it (422).
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, Self
+from typing import Annotated, ClassVar, Literal, Self
 
 from pydantic import (
     AfterValidator,
@@ -18,6 +18,8 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+
+from app.models import MAX_JOB_ID_LENGTH
 
 # model -> provider, per job type: the seed's models plus the offline ``local`` one.
 IMAGE_MODELS: dict[str, str] = {"flux-1.1-pro": "bfl", "local": "local"}
@@ -53,9 +55,12 @@ Seed = Annotated[StrictInt, Field(ge=0, le=MAX_SEED)]
 
 
 class JobRequest(BaseModel):
-    """Common part: ``model`` and ``provider`` must match the type's registry."""
+    """Common part: ``model`` and ``provider`` must match the type's ``models`` registry."""
 
     model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+    models: ClassVar[dict[str, str]] = {}
+    """model -> provider for this job type."""
 
     model: str
     provider: str | None = None
@@ -63,9 +68,8 @@ class JobRequest(BaseModel):
     @field_validator("model")
     @classmethod
     def _known_model(cls, value: str) -> str:
-        registry = cls.registry()
-        if value not in registry:
-            raise ValueError(f"unknown model {value!r}; expected one of {sorted(registry)}")
+        if value not in cls.models:
+            raise ValueError(f"unknown model {value!r}; expected one of {sorted(cls.models)}")
         return value
 
     @field_validator("provider")
@@ -74,7 +78,7 @@ class JobRequest(BaseModel):
         model = info.data.get("model")
         if value is None or model is None:
             return value
-        expected = cls.registry()[model]
+        expected = cls.models[model]
         if value != expected:
             raise ValueError(f"model {model!r} is served by provider {expected!r}, not {value!r}")
         return value
@@ -82,72 +86,74 @@ class JobRequest(BaseModel):
     @model_validator(mode="after")
     def _default_provider(self) -> Self:
         if self.provider is None:
-            self.provider = type(self).registry()[self.model]
+            self.provider = self.models[self.model]
         return self
 
-    @classmethod
-    def registry(cls) -> dict[str, str]:
-        """model -> provider for this job type."""
-        raise NotImplementedError
 
-    @property
-    def provider_name(self) -> str:
-        assert self.provider is not None  # filled by the validator
-        return self.provider
+class PromptRequest(JobRequest):
+    """A job made from one prompt."""
 
-
-class ImageGenerationRequest(JobRequest):
     prompt: Prompt
+
+
+class ImageOptions(JobRequest):
+    """What an image and a batch of images share: the image models, the size and the seed.
+
+    Listed first among the bases of a request (``class X(ImageOptions, PromptRequest)``), it
+    puts these fields after the prompt(s), where clients see them in a 422's ``fields``.
+    """
+
+    models: ClassVar[dict[str, str]] = IMAGE_MODELS
     model: str = "flux-1.1-pro"
     width: ImageSide = 1024
     height: ImageSide = 1024
     seed: Seed | None = None
 
-    @classmethod
-    def registry(cls) -> dict[str, str]:
-        return IMAGE_MODELS
+
+class ImageGenerationRequest(ImageOptions, PromptRequest):
+    pass
 
 
-class VideoGenerationRequest(JobRequest):
-    prompt: Prompt
+class VideoGenerationRequest(PromptRequest):
+    models: ClassVar[dict[str, str]] = VIDEO_MODELS
     model: str = "runway-gen4"
     duration: float = Field(5.0, ge=MIN_VIDEO_SECONDS, le=MAX_VIDEO_SECONDS, allow_inf_nan=False)
     width: VideoSide = 640
     height: VideoSide = 384
     image_url: HttpUrl | None = Field(None, alias="imageUrl")
 
-    @classmethod
-    def registry(cls) -> dict[str, str]:
-        return VIDEO_MODELS
-
 
 class ImageUpscaleRequest(JobRequest):
+    models: ClassVar[dict[str, str]] = UPSCALE_MODELS
     image_url: HttpUrl = Field(alias="imageUrl")
     scale: Literal[2, 4] = 2
     model: str = "real-esrgan"
 
-    @classmethod
-    def registry(cls) -> dict[str, str]:
-        return UPSCALE_MODELS
 
+class BatchPrompts(JobRequest):
+    """Several prompts, rendered ``batchSize`` per task (a chunk)."""
 
-class BatchGenerationRequest(JobRequest):
     prompts: list[Prompt] = Field(min_length=1, max_length=100)
     batch_size: StrictInt = Field(4, ge=1, le=10, alias="batchSize")
-    model: str = "flux-1.1-pro"
-    width: ImageSide = 1024
-    height: ImageSide = 1024
-    seed: Seed | None = None
 
-    @classmethod
-    def registry(cls) -> dict[str, str]:
-        return IMAGE_MODELS
+
+class BatchGenerationRequest(ImageOptions, BatchPrompts):
+    def chunk_sizes(self) -> list[int]:
+        return [len(chunk) for chunk in chunk_ranges(len(self.prompts), self.batch_size)]
+
+
+def chunk_ranges(prompts: int, batch_size: int) -> list[range]:
+    """The prompt positions of each chunk of a batch: ``batch_size`` each, the last one the
+    rest."""
+    return [
+        range(start, min(start + batch_size, prompts)) for start in range(0, prompts, batch_size)
+    ]
 
 
 class TaskPayload(BaseModel):
-    """The body of a task delivery: which job (and, for a batch, which chunk)."""
+    """The body of a task delivery: which job (and, for a job made of chunks, which chunk)."""
 
     model_config = ConfigDict(extra="ignore", populate_by_name=True)
 
-    job_id: str = Field(alias="jobId", min_length=1, max_length=64)
+    job_id: str = Field(alias="jobId", min_length=1, max_length=MAX_JOB_ID_LENGTH)
     chunk: StrictInt | None = Field(None, ge=0, le=1000)

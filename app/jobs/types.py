@@ -1,16 +1,19 @@
-"""The four job types: cost, queue, request schema and attempt limit, in one registry.
+"""The four job types, one ``JobType`` record each: everything the app knows about a kind of
+job (request schema and its model registry, cost, queue, attempts, timeouts, handler,
+chunking) in one place, the way arq keeps a job kind in one ``Function``.
 
-The cost table and the queue configuration are pure functions so they are tested without I/O.
+The API, submit, the processor and the reconciler all read the record; none of them names a
+job type.
 """
 
 from __future__ import annotations
 
-import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any, Generic, TypeVar
 
-from pydantic import BaseModel
-
+from app.jobs.handlers import Handler, run_batch_chunk, run_image, run_upscale, run_video
 from app.jobs.schemas import (
     BatchGenerationRequest,
     ImageGenerationRequest,
@@ -20,21 +23,21 @@ from app.jobs.schemas import (
 )
 from daygen_queue import QueueConfig, RateLimits, RetryConfig
 
-IMAGE, VIDEO, UPSCALE, BATCH = (
-    "image-generation",
-    "video-generation",
-    "image-upscale",
-    "batch-generation",
-)
-
-# Credits per job (per image for batches).
-COSTS: dict[str, int] = {IMAGE: 1, VIDEO: 5, UPSCALE: 2, BATCH: 1}
+RequestT = TypeVar("RequestT", bound=JobRequest)
 
 
 @dataclass(frozen=True, slots=True)
-class JobType:
+class JobType(Generic[RequestT]):
     name: str
-    request: type[JobRequest]
+    request: type[RequestT]
+    """The body of ``POST /api/jobs/<name>``."""
+    cost: Callable[[RequestT], int]
+    """Credits a request costs, reserved at creation, refunded if the job fails."""
+    handler: Handler
+    """Runs the job (or, with ``chunk_sizes``, one chunk of it)."""
+    chunk_sizes: Callable[[RequestT], list[int]] | None = None
+    """With it, a job fans out into one task per chunk, each claimed and retried on its own;
+    the job completes with its last chunk and fails with the first that fails for good."""
     max_attempts: int = 3
     """The app's own limit: Cloud Tasks' max_attempts AND max_retry_duration combine, so the
     queue alone would retry for up to an hour."""
@@ -45,39 +48,62 @@ class JobType:
     def queue(self) -> str:
         return f"{self.name}-queue"
 
+    @property
+    def models(self) -> dict[str, str]:
+        """model -> provider, as the request schema validates it."""
+        return self.request.models
 
-JOB_TYPES: dict[str, JobType] = {
-    IMAGE: JobType(IMAGE, ImageGenerationRequest),
-    VIDEO: JobType(
-        VIDEO,
-        VideoGenerationRequest,
-        run_timeout=timedelta(minutes=20),
-        dispatch_deadline=timedelta(minutes=30),
-    ),
-    UPSCALE: JobType(UPSCALE, ImageUpscaleRequest),
-    BATCH: JobType(BATCH, BatchGenerationRequest),
+    @property
+    def chunked(self) -> bool:
+        return self.chunk_sizes is not None
+
+    def chunks(self, request: RequestT) -> list[int]:
+        """The sizes of the job's chunks; empty for a job that runs whole."""
+        return [] if self.chunk_sizes is None else self.chunk_sizes(request)
+
+
+def flat(credits: int) -> Callable[[JobRequest], int]:
+    """The same price for every request."""
+    return lambda _request: credits
+
+
+def per_prompt(credits: int) -> Callable[[BatchGenerationRequest], int]:
+    """A price per image of a batch."""
+    return lambda request: credits * len(request.prompts)
+
+
+JOB_TYPES: dict[str, JobType[Any]] = {
+    job_type.name: job_type
+    for job_type in (
+        JobType("image-generation", ImageGenerationRequest, cost=flat(1), handler=run_image),
+        JobType(
+            "video-generation",
+            VideoGenerationRequest,
+            cost=flat(5),
+            handler=run_video,
+            run_timeout=timedelta(minutes=20),
+            dispatch_deadline=timedelta(minutes=30),
+        ),
+        JobType("image-upscale", ImageUpscaleRequest, cost=flat(2), handler=run_upscale),
+        JobType(
+            "batch-generation",
+            BatchGenerationRequest,
+            cost=per_prompt(1),
+            handler=run_batch_chunk,
+            chunk_sizes=BatchGenerationRequest.chunk_sizes,
+        ),
+    )
 }
 
 
-def job_cost(job_type: str, request: BaseModel) -> int:
-    """Credits a job costs: image 1, video 5, upscale 2, batch 1 per image."""
-    if isinstance(request, BatchGenerationRequest):
-        return COSTS[BATCH] * len(request.prompts)
-    return COSTS[job_type]
-
-
-def chunk_count(prompts: int, batch_size: int) -> int:
-    return math.ceil(prompts / batch_size)
-
-
 def queue_config(
-    job_type: JobType,
+    job_type: JobType[Any],
     *,
     max_dispatches_per_second: float = 10.0,
     max_concurrent_dispatches: int = 100,
 ) -> QueueConfig:
-    """The seed's production queue: 10/s, 100 concurrent, 3 attempts within 1 h, backoff
-    1 s -> 60 s (the same values as ``queues.toml``)."""
+    """The seed's production queue: 10/s, 100 concurrent, the type's attempts within 1 h,
+    backoff 1 s -> 60 s (the same values as ``queues.toml``)."""
     return QueueConfig(
         name=job_type.queue,
         rate_limits=RateLimits(
@@ -85,7 +111,7 @@ def queue_config(
             max_concurrent_dispatches=max_concurrent_dispatches,
         ),
         retry_config=RetryConfig(
-            max_attempts=3,
+            max_attempts=job_type.max_attempts,
             max_retry_duration=timedelta(hours=1),
             min_backoff=timedelta(seconds=1),
             max_backoff=timedelta(seconds=60),

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, TypedDict
+from typing import TypedDict
 
-from app.jobs.types import BATCH
+from app.jobs.records import JobRecord
 
 
 class JobView(TypedDict):
@@ -25,21 +25,20 @@ def iso(when: datetime) -> str:
     return when.strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}Z"
 
 
-def job_view(row: Any) -> JobView:
-    """``row`` is a ``jobs`` row (anything with its column attributes)."""
-    result = row.result or {}
-    urls: list[str] | None = result.get("urls") if row.type == BATCH else None
-    url: str | None = result.get("url")
-    if row.type == BATCH and urls:
-        url = urls[0]
+def job_view(job: JobRecord) -> JobView:
+    """``resultUrls`` is for a job made of chunks (its results in prompt order, ``resultUrl``
+    the first); any other job has one ``resultUrl``."""
+    result = job.result or {}
+    urls: list[str] | None = result.get("urls")
+    url: str | None = result.get("url") or (urls[0] if urls else None)
     return JobView(
-        jobId=row.id,
-        type=row.type,
-        status=row.status,
-        progress=row.progress,
+        jobId=job.id,
+        type=job.type,
+        status=job.status,
+        progress=job.progress,
         resultUrl=url,
-        resultUrls=urls if row.type == BATCH else None,
-        error=row.error,
-        createdAt=iso(row.created_at),
-        updatedAt=iso(row.updated_at),
+        resultUrls=urls,
+        error=job.error,
+        createdAt=iso(job.created_at),
+        updatedAt=iso(job.updated_at),
     )

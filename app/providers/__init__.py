@@ -2,6 +2,7 @@
 
 Import from here: the errors a handler classifies, the protocols a backend implements, the
 :class:`Providers` table, and :func:`build_providers`, the one factory the app calls.
+``app.providers.fetch`` reads a job's source image (safely: the URL comes from a user).
 """
 
 from app.providers.base import (

@@ -13,42 +13,25 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qs
 
 import socketio
 
-from app.auth import AuthError
-from app.context import Services
+from app.auth import AuthError, UserAuthenticator
+from app.events import JOB_UPDATE_EVENT
+from app.jobs.store import JobStore
 from app.jobs.views import job_view
-from app.realtime.config import REDIS_OPTIONS, RealtimeConfig
+from app.models import MAX_JOB_ID_LENGTH
 from app.realtime.rooms import job_room, user_room
 
 log = logging.getLogger("app.realtime")
 
 NAMESPACE = "/"
-MAX_JOB_ID_LENGTH = 64
 SNAPSHOT_LIMIT = 200
 """At most this many unfinished jobs (the newest) are sent on connect: a user with a huge
 backlog gets the recent ones at once and the rest as they move."""
-
-
-def build_server(config: RealtimeConfig) -> socketio.AsyncServer:
-    """An aiohttp-mode server; its client manager goes through Redis when one is configured."""
-    manager: socketio.AsyncManager | None = None
-    if config.redis_url:
-        manager = socketio.AsyncRedisManager(
-            config.redis_url, channel=config.socketio_channel, redis_options=dict(REDIS_OPTIONS)
-        )
-    return socketio.AsyncServer(
-        async_mode="aiohttp",
-        client_manager=manager,
-        cors_allowed_origins=config.cors_allowed_origins,
-        logger=False,
-        engineio_logger=False,
-    )
 
 
 def refused(reason: str) -> socketio.exceptions.ConnectionRefusedError:
@@ -103,15 +86,15 @@ async def close_all_transports(sio: socketio.AsyncServer) -> None:
 
 
 class SocketHandlers:
-    """Registers the connect/disconnect/subscribe/unsubscribe handlers on ``sio``.
+    """Registers the connect/disconnect/subscribe/unsubscribe handlers on ``sio``: tokens are
+    checked by ``users``, jobs read from ``store``."""
 
-    ``services`` is a callable because the gateway is built before the app that owns the
-    services (``create_app(events=gateway)``) and bound to it afterwards.
-    """
-
-    def __init__(self, sio: socketio.AsyncServer, services: Callable[[], Services]) -> None:
+    def __init__(
+        self, sio: socketio.AsyncServer, *, store: JobStore, users: UserAuthenticator
+    ) -> None:
         self.sio = sio
-        self._services = services
+        self.store = store
+        self.users = users
         self._user_of: dict[str, str] = {}
         self._expiry: dict[str, asyncio.TimerHandle] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -120,17 +103,12 @@ class SocketHandlers:
         sio.on("subscribe", self.subscribe)
         sio.on("unsubscribe", self.unsubscribe)
 
-    def connected_users(self) -> dict[str, str]:
-        """sid -> user id of the sockets connected to this instance."""
-        return dict(self._user_of)
-
     async def connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
-        services = self._services()
         token = token_from(auth, environ)
         if token is None:
             raise refused("missing token: connect with io(url, {auth: {token}})")
         try:
-            principal = await services.users.verify(token)
+            principal = await self.users.verify(token)
         except AuthError as error:
             raise refused(str(error)) from None
         user_id = principal.user_id
@@ -156,7 +134,7 @@ class SocketHandlers:
             return {"ok": False, "error": "unauthorized"}
         if job_id is None:
             return {"ok": False, "error": "a job id is required: emit('subscribe', jobId, ack)"}
-        job = await self._services().store.get_user_job(user_id, job_id)
+        job = await self.store.get_user_job(user_id, job_id)
         if job is None:  # unknown, or another user's: the same answer, as the HTTP API's 404
             return {"ok": False, "error": "not found"}
         await self.sio.enter_room(sid, job_room(job_id))
@@ -171,9 +149,9 @@ class SocketHandlers:
 
     async def _send_snapshot(self, sid: str, user_id: str) -> None:
         try:
-            jobs = (await self._services().store.unfinished_jobs(user_id))[:SNAPSHOT_LIMIT]
+            jobs = (await self.store.unfinished_jobs(user_id))[:SNAPSHOT_LIMIT]
             for job in reversed(jobs):  # oldest first, like the updates that were missed
-                await self.sio.emit("jobUpdate", job_view(job), to=sid)
+                await self.sio.emit(JOB_UPDATE_EVENT, job_view(job), to=sid)
         except Exception:
             log.exception(
                 "sending the snapshot of unfinished jobs failed", extra={"user_id": user_id}

@@ -5,6 +5,9 @@ The first event is the job's current state, then every update until the job is f
 the stream ends. Comment lines (``: heartbeat``) keep idle proxies from closing the stream.
 The handler subscribes before it reads the current state, so no update can fall in between,
 and drops an update older than the one it last sent (the snapshot may already be newer).
+
+The framing is these few lines rather than aiohttp-sse's ``sse_response``: that one keeps the
+stream alive with ``: ping`` comments, and clients of this endpoint read ``: heartbeat``.
 """
 
 from __future__ import annotations
@@ -15,19 +18,20 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from app.api import ApiError, authenticated_user
-from app.context import SERVICES
+from app.events import JOB_UPDATE_EVENT
+from app.jobs.store import JobStore
 from app.jobs.views import JobView, job_view
-from app.models import FINISHED
-from app.realtime.socket_handlers import MAX_JOB_ID_LENGTH
+from app.models import FINISHED, MAX_JOB_ID_LENGTH
 from app.realtime.streams import StreamClosed, UpdateStreams
 
-EVENT = "jobUpdate"
+SSE_ROUTE = "/api/jobs/{job_id}/events"
+HEARTBEAT = b": heartbeat\n\n"
 
 
 def sse_event(update: JobView) -> bytes:
     """One ``jobUpdate`` event; the id lets a client tell repeats apart."""
     data = json.dumps(update, separators=(",", ":"))
-    return f"event: {EVENT}\nid: {update['updatedAt']}\ndata: {data}\n\n".encode()
+    return f"event: {JOB_UPDATE_EVENT}\nid: {update['updatedAt']}\ndata: {data}\n\n".encode()
 
 
 def is_finished(update: JobView) -> bool:
@@ -42,12 +46,11 @@ def is_stale(update: JobView, last: JobView) -> bool:
 
 
 def sse_handler(
-    streams: UpdateStreams, heartbeat_seconds: float
+    streams: UpdateStreams, store: JobStore, heartbeat_seconds: float
 ) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     async def job_events(request: web.Request) -> web.StreamResponse:
         user_id = await authenticated_user(request)
         job_id = request.match_info["job_id"]
-        store = request.app[SERVICES].store
         with streams.subscribe(job_id) as stream:
             job = (
                 await store.get_user_job(user_id, job_id)
@@ -71,7 +74,7 @@ def sse_handler(
                     try:
                         update = await stream.get(heartbeat_seconds)
                     except TimeoutError:
-                        await response.write(b": heartbeat\n\n")
+                        await response.write(HEARTBEAT)
                         continue
                     if is_stale(update, last):
                         continue

@@ -22,11 +22,12 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from app.auth import issue_dev_token
 from app.db import Database, open_database
 from app.events import RecordingJobEvents
+from app.jobs.reconciler import Reconciler
 from app.jobs.store import JobStore
 from app.main import RECONCILER, create_app
 from app.providers.base import Providers
 from app.providers.registry import build_providers
-from app.reconciler import Reconciler
+from app.services import SERVICES
 from app.settings import Settings
 from daygen_queue import TaskQueue, VirtualClock
 from daygen_queue.backends.emulator import EmulatorBackend
@@ -91,7 +92,10 @@ class Service:
         self.app, self.settings, self.backend, self.clock = app, settings, backend, clock
         self.events, self.database, self.http = events, database, http
         self.base_url = settings.base_url
-        self.store = JobStore(database, clock, starting_credits=settings.starting_credits)
+
+    @property
+    def store(self) -> JobStore:
+        return self.app[SERVICES].store
 
     @property
     def reconciler(self) -> Reconciler:

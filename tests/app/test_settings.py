@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -47,6 +48,16 @@ def test_cloud_tasks_backend_url_comes_from_project_and_location(
     monkeypatch.setenv("GOOGLE_CLOUD_PROJECT", "daygen-prod")
     monkeypatch.setenv("GOOGLE_CLOUD_LOCATION", "europe-west1")
     assert Settings().task_queue_url == "cloudtasks://daygen-prod/europe-west1"
+
+
+def test_origins_are_star_or_a_comma_separated_list(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("SOCKETIO_CORS_ALLOWED_ORIGINS", "https://a.example, https://b.example")
+    monkeypatch.setenv("CORS_ALLOWED_ORIGINS", "")
+    settings = Settings(app_env="test")
+    assert settings.socketio_cors_allowed_origins == ["https://a.example", "https://b.example"]
+    assert settings.cors_allowed_origins == ["*"]
+    monkeypatch.setenv("CORS_ALLOWED_ORIGINS", "*")
+    assert Settings(app_env="test").cors_allowed_origins == ["*"]
 
 
 def test_production_refuses_development_secrets(monkeypatch: pytest.MonkeyPatch):
@@ -112,3 +123,27 @@ def test_python_m_app_refuses_to_start_in_production_with_development_secrets():
     )
     assert out.returncode == 2
     assert "configuration error" in out.stderr and "JWT_SECRET" in out.stderr
+
+
+def test_python_m_app_on_a_port_in_use_says_so_in_one_line():
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        env = {
+            **os.environ,
+            "APP_ENV": "test",
+            "PORT": str(port),
+            "JWT_SECRET": "cli-secret-0123456789abcdef0123456789",
+            "INTERNAL_API_KEY": "cli-key",
+        }
+        out = subprocess.run(
+            [sys.executable, "-m", "app"],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert out.returncode == 1
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1, out.stderr
+    assert str(port) in lines[0] and "PORT" in lines[0] and "in use" in lines[0]

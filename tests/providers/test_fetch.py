@@ -24,9 +24,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from app import fetch as fetch_module
-from app.fetch import fetch_source_image, is_forbidden_address
 from app.providers import PermanentProviderError, RetryableProviderError
+from app.providers import fetch as fetch_module
+from app.providers.fetch import fetch_source_image, is_forbidden_address
 from app.storage import LocalStorage
 from tests.providers.conftest import BASE_URL, NoNetworkSession, ServeFn, png_bytes
 

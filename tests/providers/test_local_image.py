@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from app.providers import LocalImageProvider, PermanentProviderError
-from app.providers import local as local_module
+from app.providers.local import image as local_module
 
 
 async def generate(

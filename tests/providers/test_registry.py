@@ -1,13 +1,12 @@
-"""build_providers serves every seed provider name locally unless a real adapter takes over."""
+"""build_providers serves every seed provider name locally (real adapters have not landed)."""
 
 from __future__ import annotations
 
 import logging
-from types import SimpleNamespace
 
 import pytest
-from pydantic import SecretStr
 
+from app.jobs.types import JOB_TYPES
 from app.providers import (
     ImageProvider,
     LocalImageProvider,
@@ -19,8 +18,8 @@ from app.providers import (
     UpscaleProvider,
     VideoProvider,
     build_providers,
-    registry,
 )
+from app.settings import Settings
 
 
 def test_default_settings_serve_seed_names_and_local_offline() -> None:
@@ -45,7 +44,7 @@ def test_unknown_provider_name_is_a_permanent_error() -> None:
 def test_credential_without_an_adapter_keeps_local_and_warns(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    settings = SimpleNamespace(bfl_api_key=SecretStr("sk-test"), runway_api_key="")
+    settings = Settings(app_env="test", bfl_api_key="sk-test", runway_api_key="")
     with caplog.at_level(logging.WARNING):
         providers = build_providers(settings)
     assert isinstance(providers.image["bfl"], LocalImageProvider)
@@ -53,27 +52,14 @@ def test_credential_without_an_adapter_keeps_local_and_warns(
     assert "RUNWAY" not in caplog.text
 
 
-def test_configured_adapter_takes_over_its_name(monkeypatch: pytest.MonkeyPatch) -> None:
-    class FakeBfl:
-        def __init__(self, settings: object) -> None:
-            self.settings = settings
-
-        async def generate_image(
-            self, *, prompt: str, width: int, height: int, seed: int | None, model: str
-        ) -> bytes:
-            return b""
-
-    adapters = tuple(
-        registry.Adapter("image", "bfl", "bfl_api_key", FakeBfl) if a.name == "bfl" else a
-        for a in registry.ADAPTERS
-    )
-    monkeypatch.setattr(registry, "ADAPTERS", adapters)
-    settings = SimpleNamespace(bfl_api_key="sk-test")
-    providers = build_providers(settings)
-    assert isinstance(providers.image["bfl"], FakeBfl)
-    assert isinstance(providers.image["local"], LocalImageProvider)
-    forced = build_providers(SimpleNamespace(bfl_api_key="sk-test", local_providers_only=True))
+def test_local_providers_only_asks_for_local_without_a_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    settings = Settings(app_env="test", bfl_api_key="sk-test", local_providers_only=True)
+    with caplog.at_level(logging.WARNING, logger="app.providers.registry"):
+        forced = build_providers(settings)
     assert isinstance(forced.image["bfl"], LocalImageProvider)
+    assert "BFL_API_KEY" not in caplog.text
 
 
 def test_error_classes_say_whether_to_retry() -> None:
@@ -82,3 +68,16 @@ def test_error_classes_say_whether_to_retry() -> None:
     assert ProviderError("x", retryable=False).retryable is False
     assert issubclass(PermanentProviderError, ProviderError)
     assert str(PermanentProviderError("clear message")) == "clear message"
+
+
+def test_every_model_of_every_job_type_is_served_by_a_provider() -> None:
+    providers = build_providers()
+    by_kind = {
+        "image-generation": providers.image,
+        "batch-generation": providers.image,
+        "video-generation": providers.video,
+        "image-upscale": providers.upscale,
+    }
+    assert set(by_kind) == set(JOB_TYPES)
+    for name, job_type in JOB_TYPES.items():
+        assert set(job_type.models.values()) <= set(by_kind[name]), name

@@ -30,9 +30,8 @@ from aiohttp import web
 from PIL import Image
 
 from app.auth import issue_dev_token
-from app.context import SERVICES
-from app.realtime import RealtimeConfig, create_realtime_app
-from app.realtime.gateway import REALTIME, SocketIOJobEvents
+from app.main import create_app
+from app.services import SERVICES
 from app.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
@@ -66,7 +65,7 @@ def png_bytes(width: int = 32, height: int = 32) -> bytes:
 
 @dataclass
 class Service:
-    """A running app (in this process) with its gateway, and the means to drive it."""
+    """A running app (in this process) with its live updates, and the means to drive it."""
 
     settings: Settings
     app: web.Application
@@ -75,10 +74,6 @@ class Service:
     @property
     def base_url(self) -> str:
         return self.settings.base_url
-
-    @property
-    def gateway(self) -> SocketIOJobEvents:
-        return self.app[REALTIME]
 
     def token(self, user_id: str, ttl: timedelta = timedelta(hours=1)) -> str:
         return issue_dev_token(self.settings, user_id, ttl=ttl)
@@ -121,18 +116,18 @@ def app_settings(tmp_path: Path, port: int, **overrides: Any) -> Settings:
 
 @pytest.fixture
 async def start_service(tmp_path: Path) -> AsyncIterator[StartService]:
-    """``await start_service(config=RealtimeConfig(...), **settings)``: one app per call, on a
-    socket bound before the app is built (its URL is in the settings), stopped after the test."""
+    """``await start_service(**settings)``: one app per call, on a socket bound before the app
+    is built (its URL is in the settings), stopped after the test."""
     runners: list[web.AppRunner] = []
     sessions: list[aiohttp.ClientSession] = []
 
-    async def start(config: RealtimeConfig | None = None, **overrides: Any) -> Service:
+    async def start(**overrides: Any) -> Service:
         sock = free_socket()
         port = sock.getsockname()[1]
         folder = tmp_path / f"app-{len(runners)}"
         folder.mkdir()
         settings = app_settings(folder, port, **overrides)
-        app = create_realtime_app(settings, config=config or RealtimeConfig())
+        app = create_app(settings)
         runner = web.AppRunner(app, shutdown_timeout=5)
         await runner.setup()
         runners.append(runner)

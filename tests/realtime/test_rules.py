@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from app.realtime.config import RealtimeConfig, parse_origins
+from app.events import JobUpdate
+from app.realtime import LiveUpdates
+from app.realtime.channel import decode, encode
 from app.realtime.rooms import job_room, user_room
 from app.realtime.socket_handlers import job_id_from, token_from
 from app.realtime.sse import is_finished, is_stale, sse_event
+from app.settings import Settings
 from tests.realtime.clients import sample_view as view
 
 
@@ -30,23 +33,32 @@ def test_rooms() -> None:
     assert job_room("j1") == "job:j1"
 
 
+def socketio_origins(raw: str) -> object:
+    live = LiveUpdates(Settings(app_env="test", socketio_cors_allowed_origins=raw))
+    return live.sio.eio.cors_allowed_origins
+
+
 def test_origins() -> None:
-    assert parse_origins("*") == "*"
-    assert parse_origins("") == "*"
-    assert parse_origins("https://a.example, https://b.example") == [
+    assert socketio_origins("*") == "*"
+    assert socketio_origins("") == "*"
+    assert socketio_origins("https://a.example, https://b.example") == [
         "https://a.example",
         "https://b.example",
     ]
 
 
-def test_config_reads_the_settings_fields_it_finds() -> None:
-    class Partial:
-        redis_url = "redis://127.0.0.1:6379/1"
+def test_the_update_channel_is_named_after_the_settings_prefix() -> None:
+    assert LiveUpdates(Settings(app_env="test")).channel.name == "daygen-socketio:job-updates"
+    named = LiveUpdates(Settings(app_env="test", socketio_redis_channel="blue"))
+    assert named.channel.name == "blue:job-updates"
 
-    config = RealtimeConfig.from_settings(Partial())
-    assert config.redis_url == "redis://127.0.0.1:6379/1"
-    assert config.sse_channel == "daygen-socketio:sse"
-    assert RealtimeConfig.from_settings(object()).redis_url is None
+
+def test_a_channel_message_carries_the_owner_and_the_job() -> None:
+    update = decode(encode(JobUpdate("alice", view())))
+    assert update == JobUpdate("alice", view())
+    assert decode("not json") is None
+    assert decode('{"job": {"jobId": "j1"}}') is None  # no owner: no room to send it to
+    assert decode('{"userId": "alice", "job": {}}') is None
 
 
 def test_sse_drops_what_the_client_already_has() -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from app.realtime import RealtimeConfig
 from tests.realtime.clients import RecordingClient
 from tests.realtime.conftest import IMAGE_BODY, Service, StartService
 from tests.realtime.sse_client import SseStream
@@ -15,7 +14,7 @@ def events_url(service: Service, job_id: str) -> str:
 async def test_sse_streams_current_state_then_updates_until_finished(
     start_service: StartService,
 ) -> None:
-    service = await start_service(config=RealtimeConfig(sse_heartbeat_seconds=0.2))
+    service = await start_service(sse_heartbeat_seconds=0.2)
     socket_client = RecordingClient()
     await socket_client.connect(service.base_url, service.token("alice"))
     try:

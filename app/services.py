@@ -1,4 +1,4 @@
-"""``Services``: everything a request handler needs, built once per app and passed in.
+"""``Services``: everything a request handler needs, built once per app by ``create_app``.
 
 Stored on the aiohttp app under a typed ``web.AppKey`` (never reached for through globals), so
 a test can build the app with a virtual clock, an in-process queue and fake providers.

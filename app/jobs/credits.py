@@ -4,7 +4,7 @@
 concurrent requests: the database serialises the updates of a row, and an update that would
 overdraw matches nothing (the CHECK constraint on ``users.credits`` backs it up).
 
-Creations are committed in groups (see ``JobStore.create_job``), so ``reserve_many`` settles a
+Creations are committed in groups (``app.jobs.group_commit``), so ``reserve_many`` settles a
 whole group with one SELECT (locking the rows, in id order) and the conditional UPDATE run
 once per user (one ``executemany``), accepting each request in arrival order while its user's
 balance covers it.

@@ -16,9 +16,10 @@ import contextlib
 import logging
 from datetime import timedelta
 
-from app.events import JobEvents, JobUpdate, NullJobEvents
+from app.events import JobEvents, JobUpdate
 from app.jobs.enqueue import enqueue
 from app.jobs.store import JobStore
+from app.jobs.types import JOB_TYPES
 from app.jobs.views import job_view
 from app.logs import job_logger
 from app.settings import Settings
@@ -34,10 +35,10 @@ class Reconciler:
         queue: TaskQueue,
         settings: Settings,
         clock: Clock,
-        events: JobEvents | None = None,
+        events: JobEvents,
     ) -> None:
         self.store, self.queue, self.settings, self.clock = store, queue, settings, clock
-        self.events: JobEvents = events or NullJobEvents()
+        self.events = events
         self._task: asyncio.Task[None] | None = None
 
     async def run_once(self) -> int:
@@ -47,7 +48,7 @@ class Reconciler:
         for job, chunks in await self.store.stale_pending(older_than):
             logger = job_logger("app.reconciler", job_id=job.id, user_id=job.user_id)
             try:
-                made = await enqueue(self.queue, self.settings, job.type, job.id, chunks)
+                made = await enqueue(self.queue, self.settings, JOB_TYPES[job.type], job.id, chunks)
             except Exception:
                 logger.exception("re-enqueue failed; will try again")
                 continue
@@ -64,10 +65,7 @@ class Reconciler:
             job_logger("app.reconciler", job_id=job.id, user_id=job.user_id).warning(
                 "stuck in PROCESSING: failed and refunded"
             )
-            try:
-                await self.events.publish(JobUpdate(job.user_id, job_view(job)))
-            except Exception:
-                log.exception("publishing a job update failed")
+            await self.events.publish(JobUpdate(job.user_id, job_view(job)))
         return len(failed)
 
     def start(self) -> None:

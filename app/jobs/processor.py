@@ -1,0 +1,242 @@
+"""The processor: one delivery of a task, run to a job transition and an answer for the queue.
+
+The answer's status is the whole conversation with the queue: 2xx stops it (done, failed for
+good, or nothing to do), 5xx makes it retry with backoff, 409 tells it another delivery holds
+the job. The app decides "for good" itself, from ``X-CloudTasks-TaskRetryCount`` and the type's
+attempt limit, because Cloud Tasks' ``max_attempts`` and ``max_retry_duration`` combine and
+would keep retrying for an hour.
+
+Every delivery follows the same steps (claim, run the handler under the type's timeout,
+complete or fail); what a step writes depends on whether the task is a whole job or one chunk
+of a job made of chunks, which ``WholeJob`` and ``OneChunk`` say.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from app.events import JobUpdate
+from app.jobs.handlers import HandlerContext, HandlerTask
+from app.jobs.records import Claim, JobRecord
+from app.jobs.schemas import TaskPayload
+from app.jobs.store import JobStore
+from app.jobs.types import JobType
+from app.jobs.views import job_view
+from app.logs import JobLogger, job_logger
+from app.models import FINISHED, JobStatus
+from app.providers.base import ProviderError
+from app.services import Services
+from daygen_queue import TaskDelivery
+
+log = logging.getLogger("app.processor")
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What to answer the queue: a status and a JSON body."""
+
+    status: int
+    body: dict[str, Any]
+
+
+def _ack(result: str, **details: Any) -> Outcome:
+    return Outcome(200, {"result": result, **details})
+
+
+class Work(Protocol):
+    """What one delivery claims, reports and finishes: a whole job or one of its chunks."""
+
+    @property
+    def job_id(self) -> str: ...
+
+    @property
+    def chunk(self) -> int | None: ...
+
+    @property
+    def started(self) -> str:
+        """The log line when the work starts."""
+        ...
+
+    async def claim(self) -> Claim: ...
+
+    async def refused(self, job: JobRecord) -> Outcome | None:
+        """A more precise answer than the common ones for a claim lost on ``job``."""
+        ...
+
+    async def progress(self, value: int) -> JobRecord | None: ...
+
+    async def complete(self, result: dict[str, Any]) -> JobRecord | None: ...
+
+    async def fail(self, message: str) -> JobRecord | None: ...
+
+    def completed(self, job: JobRecord | None, logger: JobLogger) -> Outcome:
+        """The answer once ``complete`` returned ``job`` (None: nothing changed)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class WholeJob:
+    store: JobStore
+    job_type: str
+    job_id: str
+    attempt: int
+    chunk: None = None
+    started: str = "job started"
+
+    async def claim(self) -> Claim:
+        return await self.store.claim(self.job_id, self.attempt, self.job_type)
+
+    async def refused(self, job: JobRecord) -> Outcome | None:
+        return None
+
+    async def progress(self, value: int) -> JobRecord | None:
+        return await self.store.set_progress(self.job_id, self.attempt, value)
+
+    async def complete(self, result: dict[str, Any]) -> JobRecord | None:
+        return await self.store.complete(self.job_id, self.attempt, result)
+
+    async def fail(self, message: str) -> JobRecord | None:
+        return await self.store.fail(self.job_id, message, attempt=self.attempt)
+
+    def completed(self, job: JobRecord | None, logger: JobLogger) -> Outcome:
+        if job is None:
+            logger.info("result discarded: a newer attempt owns the job")
+            return _ack("superseded")
+        logger.info("job completed")
+        return _ack("completed")
+
+
+@dataclass(frozen=True, slots=True)
+class OneChunk:
+    store: JobStore
+    job_type: str
+    job_id: str
+    attempt: int
+    chunk: int
+    started: str = "batch chunk started"
+
+    async def claim(self) -> Claim:
+        return await self.store.claim_chunk(self.job_id, self.chunk, self.attempt, self.job_type)
+
+    async def refused(self, job: JobRecord) -> Outcome | None:
+        if job.type != self.job_type or job.status in FINISHED:
+            return None
+        mine = [
+            chunk for chunk in await self.store.chunks(self.job_id) if chunk.position == self.chunk
+        ]
+        if not mine:
+            return _ack("unknown_chunk")
+        if mine[0].status in FINISHED:
+            return _ack("already_finished")
+        return None
+
+    async def progress(self, value: int) -> JobRecord | None:
+        return await self.store.chunk_progress(self.job_id, self.chunk, self.attempt, value)
+
+    async def complete(self, result: dict[str, Any]) -> JobRecord | None:
+        return await self.store.complete_chunk(
+            self.job_id, self.chunk, self.attempt, result["urls"]
+        )
+
+    async def fail(self, message: str) -> JobRecord | None:
+        return await self.store.fail_chunk(self.job_id, self.chunk, self.attempt, message)
+
+    def completed(self, job: JobRecord | None, logger: JobLogger) -> Outcome:
+        if job is not None and job.status == JobStatus.COMPLETED:
+            logger.info("batch completed")
+        return _ack("chunk_completed")
+
+
+class Processor:
+    """Runs one delivery of one job (or chunk) to a transition and an answer."""
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+        self.store = services.store
+        self.ctx = HandlerContext(services.settings, services.providers, services.storage)
+
+    async def publish(self, job: JobRecord | None) -> None:
+        if job is not None:
+            await self.services.events.publish(JobUpdate(job.user_id, job_view(job)))
+
+    async def process(
+        self, job_type: JobType[Any], delivery: TaskDelivery, payload: TaskPayload
+    ) -> Outcome:
+        work: Work
+        if not job_type.chunked:
+            work = WholeJob(self.store, job_type.name, payload.job_id, delivery.attempt)
+        elif payload.chunk is None:
+            return Outcome(400, {"error": "invalid_task", "message": "chunk is required"})
+        else:
+            work = OneChunk(
+                self.store, job_type.name, payload.job_id, delivery.attempt, payload.chunk
+            )
+        return await self._run(job_type, delivery, work)
+
+    async def _run(self, job_type: JobType[Any], delivery: TaskDelivery, work: Work) -> Outcome:
+        claim = await work.claim()
+        job = claim.job
+        if job is None:
+            # Nothing will ever make this job appear: stop the queue instead of retrying.
+            log.warning("task for an unknown job acknowledged", extra={"job_id": work.job_id})
+            return _ack("unknown_job")
+        if not claim.won:
+            return await work.refused(job) or self._unclaimed(job_type, job)
+        extra = {} if work.chunk is None else {"chunk": work.chunk}
+        logger = job_logger(
+            "app.processor",
+            job_id=job.id,
+            user_id=job.user_id,
+            job_type=job.type,
+            attempt=delivery.attempt,
+            **extra,
+        )
+        logger.info(work.started)
+        if claim.job_changed:
+            await self.publish(job)
+
+        async def report(value: int) -> None:
+            await self.publish(await work.progress(value))
+
+        task = HandlerTask(job.id, dict(job.params), work.chunk, report)
+        try:
+            async with asyncio.timeout(job_type.run_timeout.total_seconds()):
+                result = await job_type.handler(self.ctx, task)
+        except Exception as error:
+            message, retryable = _describe(error, job_type, logger)
+            attempt = delivery.attempt
+            if retryable and attempt < job_type.max_attempts:
+                logger.warning(
+                    "attempt %d/%d failed, will retry: %s", attempt, job_type.max_attempts, message
+                )
+                return Outcome(503, {"error": "retryable", "message": message, "attempt": attempt})
+            logger.warning("job failed for good on attempt %d: %s", attempt, message)
+            await self.publish(await work.fail(message))
+            return _ack("failed", error=message)
+        finished = await work.complete(result)
+        await self.publish(finished)
+        return work.completed(finished, logger)
+
+    def _unclaimed(self, job_type: JobType[Any], job: JobRecord) -> Outcome:
+        """Why a delivery did not get the job, as an answer."""
+        if job.type != job_type.name:
+            log.error("task delivered to the wrong job type", extra={"job_id": job.id})
+            return _ack("wrong_type")
+        if job.status in FINISHED:
+            return _ack("already_finished", status=job.status)
+        # Another delivery of this task holds the job right now (a duplicate): let the queue
+        # come back later rather than run it twice.
+        return Outcome(409, {"error": "in_progress", "message": "another delivery holds this job"})
+
+
+def _describe(error: Exception, job_type: JobType[Any], logger: JobLogger) -> tuple[str, bool]:
+    """(message for the job's ``error`` field, retryable?)."""
+    if isinstance(error, ProviderError):
+        return error.message, error.retryable
+    if isinstance(error, TimeoutError):
+        return f"timed out after {job_type.run_timeout.total_seconds():g}s", True
+    logger.exception("unexpected error while running the job")
+    return f"internal error ({type(error).__name__})", True
