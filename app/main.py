@@ -53,8 +53,7 @@ def create_app(
         database = open_database(settings.database_url, echo=settings.database_echo)
         owned.append(database)
     if task_queue is None:
-        options: dict[str, Any] = {"clock": clock} if settings.queue_backend == "emulator" else {}
-        task_queue = open_task_queue(settings, **options)
+        task_queue = open_task_queue(settings.task_queue_url, clock=clock)
         owned.append(task_queue)
     if storage is None:
         local = LocalStorage(settings.storage_dir, settings.base_url, aliases=_aliases(settings))
