@@ -247,7 +247,7 @@ class RestRpc(_GapicRpc):
         except google_errors.GoogleAPICallError as error:
             raise grpc_coded(error) from None
         except requests.RequestException as error:  # refused, reset, timed out
-            raise google_errors.ServiceUnavailable(str(error)) from None
+            raise google_errors.ServiceUnavailable(str(error)) from None  # type: ignore[no-untyped-call]
         return next(iter(reply.pages)) if first_page else reply
 
     async def close(self) -> None:
@@ -263,7 +263,7 @@ def grpc_coded(error: google_errors.GoogleAPICallError) -> google_errors.GoogleA
     details unpacked and the bare message (api_core prefixes it with the method and URL).
     Returned unchanged when the body is not Google's error shape."""
     try:
-        body = error.response.json()["error"]  # type: ignore[union-attr]
+        body = error.response.json()["error"]
         code = grpc.StatusCode[body["status"]]
     except (AttributeError, KeyError, TypeError, ValueError):
         return error
@@ -271,12 +271,13 @@ def grpc_coded(error: google_errors.GoogleAPICallError) -> google_errors.GoogleA
     for detail in body.get("details", ()):
         with contextlib.suppress(json_format.ParseError, TypeError, KeyError):
             packed.append(json_format.ParseDict(detail, any_pb2.Any()))
-    return google_errors.from_grpc_status(
+    rebuilt: google_errors.GoogleAPICallError = google_errors.from_grpc_status(  # type: ignore[no-untyped-call]
         code,
         body.get("message", error.message),
         details=unpack_details(packed),
         response=error.response,
     )
+    return rebuilt
 
 
 class CloudTasksBackend(CloudTasksQueue):

@@ -34,9 +34,10 @@ def api_error(error: emu.EmulatorError) -> google_errors.GoogleAPICallError:
     """The emulator's refusal as the api_core exception Google's gRPC client would raise for
     it: the same class, message and unpacked details (``ResourceInfo``...)."""
     status = rpc_status_of(error)
-    return google_errors.from_grpc_status(
+    translated: google_errors.GoogleAPICallError = google_errors.from_grpc_status(  # type: ignore[no-untyped-call]
         status.code, status.message, details=unpack_details(status.details)
     )
+    return translated
 
 
 class InProcessRpc:
@@ -46,9 +47,12 @@ class InProcessRpc:
     def __init__(self, engine: emu.Engine, *, default_location: str = DEFAULT_LOCATION) -> None:
         self.engine = engine
         self.service = CloudTasksService(engine, default_location=default_location)
+        self._started = False
 
     async def _call(self, method: Callable[[Any], Awaitable[Any]], request: Any) -> Any:
-        await self.engine.start()
+        if not self._started:  # the engine's start() is idempotent; this skips its await
+            await self.engine.start()
+            self._started = True
         try:
             return await method(request)
         except emu.EmulatorError as error:
