@@ -118,7 +118,7 @@ class CloudTasksQueue:
             raise BackendUnavailable(str(error)) from None
         except google_errors.GoogleAPICallError as error:
             raise translate_error(error, "task") from None
-        return pb.task_model(created, sent=task.http_request)
+        return pb.task_model(created, sent=(task.http_request, request.task.http_request))
 
     async def get_task(self, queue: str, task: str) -> Task:
         request = pb.GetTaskRequestPb(name=self.task_path(queue, task), response_view=pb.FULL_VIEW)

@@ -92,7 +92,14 @@ class InProcessRpc:
         return await self._call(self.service.get_task, request)
 
     async def create_task(self, request: Any) -> Any:
-        return await self._call(self.service.create_task, request)
+        # ``_call`` written out: the hot path (every job) saves a coroutine per task.
+        if not self._started:
+            await self.engine.start()
+            self._started = True
+        try:
+            return await self.service.create_task(request)
+        except emu.EmulatorError as error:
+            raise api_error(error) from None
 
     async def delete_task(self, request: Any) -> Any:
         return await self._call(self.service.delete_task, request)
