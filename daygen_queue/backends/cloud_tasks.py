@@ -34,7 +34,6 @@ from google.cloud.tasks_v2beta3.services.cloud_tasks import transports as beta_t
 from google.protobuf import any_pb2, empty_pb2, json_format
 
 from daygen_queue.client import CloudTasksQueue
-from daygen_queue.error_translation import translate_error
 from daygen_queue.rpc import unpack_details
 
 Transport = Literal["grpc", "rest"]
@@ -51,7 +50,7 @@ _GRPC_TRANSPORTS: Final = {
     tasks_v2beta3: beta_transports.CloudTasksGrpcAsyncIOTransport,
 }
 
-__all__ = ["CloudTasksBackend", "GrpcRpc", "RestRpc", "translate_error"]
+__all__ = ["CloudTasksBackend", "GrpcRpc", "RestRpc", "grpc_coded"]
 
 
 def _raw(reply: Any) -> Any:
@@ -67,11 +66,11 @@ class _GapicRpc:
     def __init__(
         self,
         *,
-        emulator_host: str | None,
-        client: Any,
-        beta_client: Any,
-        credentials: Any,
-        timeout: float,
+        emulator_host: str | None = None,
+        client: Any = None,
+        beta_client: Any = None,
+        credentials: Any = None,
+        timeout: float = 30.0,
     ) -> None:
         self.emulator_host = emulator_host
         self._clients: dict[Any, Any] = {tasks_v2: client, tasks_v2beta3: beta_client}
@@ -154,28 +153,12 @@ class GrpcRpc(_GapicRpc):
     """``CloudTasksRpc`` over ``CloudTasksAsyncClient`` and gRPC. ``client`` /
     ``beta_client`` inject ready-made async clients (tests, custom transports)."""
 
-    def __init__(
-        self,
-        *,
-        emulator_host: str | None = None,
-        client: tasks_v2.CloudTasksAsyncClient | None = None,
-        beta_client: tasks_v2beta3.CloudTasksAsyncClient | None = None,
-        credentials: Any = None,
-        timeout: float = 30.0,
-    ) -> None:
-        super().__init__(
-            emulator_host=emulator_host,
-            client=client,
-            beta_client=beta_client,
-            credentials=credentials,
-            timeout=timeout,
-        )
-        self._channel: grpc.aio.Channel | None = None
+    _channel: grpc.aio.Channel | None = None  # to an emulator host, shared by both clients
 
     def _make_client(self, module: Any) -> Any:
         if not self.emulator_host:
             return module.CloudTasksAsyncClient(credentials=self._credentials)
-        if self._channel is None:  # one insecure channel for both API versions
+        if self._channel is None:
             self._channel = grpc.aio.insecure_channel(self.emulator_host, options=_CHANNEL_OPTIONS)
         transport = _GRPC_TRANSPORTS[module](channel=self._channel)
         return module.CloudTasksAsyncClient(transport=transport)
@@ -208,23 +191,6 @@ class RestRpc(_GapicRpc):
     names the gRPC status and carries the details, so each error is rebuilt from it: the
     same class and details a gRPC client would have raised.
     """
-
-    def __init__(
-        self,
-        *,
-        emulator_host: str | None = None,
-        client: tasks_v2.CloudTasksClient | None = None,
-        beta_client: tasks_v2beta3.CloudTasksClient | None = None,
-        credentials: Any = None,
-        timeout: float = 30.0,
-    ) -> None:
-        super().__init__(
-            emulator_host=emulator_host,
-            client=client,
-            beta_client=beta_client,
-            credentials=credentials,
-            timeout=timeout,
-        )
 
     def _make_client(self, module: Any) -> Any:
         if not self.emulator_host:
