@@ -2,8 +2,9 @@
 
 Read by the emulator's own parser, ``emulator.queues_file``: one format and one parser for the
 emulator's start-up and for ``daygen-queue apply`` on any backend. With
-``backends/emulator.py``, this is the only place ``daygen_queue`` imports ``emulator``; it
-imports only the parser (not the engine) and only when called.
+``backends/emulator.py``, this is the only place ``daygen_queue`` imports ``emulator``, and
+only when called: ``emulator``'s package ``__init__`` loads its engine, which a
+``daygen-queue list`` against Google has no use for.
 """
 
 from __future__ import annotations
