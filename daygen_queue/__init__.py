@@ -1,4 +1,10 @@
-"""daygen_queue: one ``TaskQueue`` interface over Google Cloud Tasks and its local emulator."""
+"""daygen_queue: one ``TaskQueue`` interface over Google Cloud Tasks and its local emulator.
+
+The package root imports no Google client and no emulator: ``open_task_queue`` loads a
+backend when asked. The one implementation is ``daygen_queue.client.CloudTasksQueue`` over a
+``daygen_queue.rpc.CloudTasksRpc`` transport; ``emulator`` is imported only by
+``backends/emulator.py`` (the in-process transport) and ``queues_file.py``.
+"""
 
 from daygen_queue.clock import Clock, SystemClock, VirtualClock
 from daygen_queue.config import QueueConfig, RateLimits, RetryConfig
@@ -15,7 +21,7 @@ from daygen_queue.errors import (
 )
 from daygen_queue.factory import open_task_queue
 from daygen_queue.interface import TaskQueue
-from daygen_queue.tasks import (
+from daygen_queue.models import (
     Attempt,
     HttpRequest,
     NewTask,

@@ -21,14 +21,14 @@ import os
 import sys
 from collections.abc import Sequence
 from datetime import timedelta
-from typing import TextIO
+from typing import Any, TextIO
 
-from daygen_queue.backends.emulator import load_queue_configs
 from daygen_queue.config import QueueConfig
 from daygen_queue.errors import QueueError, QueueNotFound
 from daygen_queue.factory import EMULATOR_HOST_VARIABLE, open_task_queue
 from daygen_queue.interface import TaskQueue
-from daygen_queue.tasks import Queue
+from daygen_queue.models import Queue
+from daygen_queue.queues_file import load_queue_configs
 
 DEFAULT_EMULATOR_URL = "cloudtasks://local-project/local"
 
@@ -54,19 +54,23 @@ def _seconds(delta: timedelta) -> str:
     return f"{delta.total_seconds():g}s"
 
 
+def _shown(value: Any) -> str:
+    return _seconds(value) if isinstance(value, timedelta) else str(value)
+
+
 def _differences(current: QueueConfig, wanted: QueueConfig) -> list[str]:
+    """``retry_config.max_attempts: 3 -> 5``...: the fields ``same_settings`` compares
+    (``QueueConfig.settable``) that differ, for two configs of one queue: empty exactly
+    when ``same_settings`` holds."""
+    old, new = current.settable(), wanted.settable()
     changes = []
-    for group in ("rate_limits", "retry_config"):
-        old, new = getattr(current, group), getattr(wanted, group)
-        for field in type(new).model_fields:
-            if field == "max_burst_size":
-                continue  # output only
-            before, after = getattr(old, field), getattr(new, field)
+    for group, fields in new.items():
+        if not isinstance(fields, dict):
+            continue  # the name, equal by construction
+        for field, after in fields.items():
+            before = old[group][field]
             if before != after:
-                shown = [
-                    _seconds(v) if isinstance(v, timedelta) else str(v) for v in (before, after)
-                ]
-                changes.append(f"{group}.{field}: {shown[0]} -> {shown[1]}")
+                changes.append(f"{group}.{field}: {_shown(before)} -> {_shown(after)}")
     return changes
 
 
@@ -100,7 +104,7 @@ def describe(queue: Queue, out: TextIO) -> None:
         f"name: {queue.name}",
         f"state: {queue.state.value}",
         "rateLimits:",
-        f"  maxBurstSize: {rate.effective_burst_size}",
+        f"  maxBurstSize: {rate.max_burst_size}",  # output only: the service's value
         f"  maxConcurrentDispatches: {rate.max_concurrent_dispatches}",
         f"  maxDispatchesPerSecond: {rate.max_dispatches_per_second:g}",
         "retryConfig:",

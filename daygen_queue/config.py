@@ -6,21 +6,14 @@ emulated) validates again like Cloud Tasks does.
 
 from __future__ import annotations
 
-import math
-import re
 from datetime import timedelta
-from typing import Self
+from typing import Any, Final, Self
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 QUEUE_ID_PATTERN = r"^[A-Za-z0-9-]{1,100}$"
-_QUEUE_ID_RE = re.compile(QUEUE_ID_PATTERN)
-
-
-def derived_burst_size(max_dispatches_per_second: float) -> int:
-    """Cloud Tasks v2 derives ``max_burst_size`` from the rate (it is output only); this is the
-    emulator's documented reading of the observed values (500/s -> 100, 1/s -> 10)."""
-    return max(10, min(100, math.ceil(max_dispatches_per_second)))
+# Fields of a QueueConfig the service reports but a client cannot set.
+OUTPUT_ONLY: Final = {"rate_limits": {"max_burst_size"}}
 
 
 class RateLimits(BaseModel):
@@ -30,13 +23,9 @@ class RateLimits(BaseModel):
     max_concurrent_dispatches: int = Field(1000, ge=1, le=5000)
     max_burst_size: int | None = Field(
         None,
-        description="Output only, as in Cloud Tasks v2: a value given here is ignored and the "
-        "service's derived value is reported back.",
+        description="Output only, as in Cloud Tasks v2: the service derives it from the rate and "
+        "reports it on every queue it returns; a value given here is ignored.",
     )
-
-    @property
-    def effective_burst_size(self) -> int:
-        return self.max_burst_size or derived_burst_size(self.max_dispatches_per_second)
 
 
 class RetryConfig(BaseModel):
@@ -82,17 +71,11 @@ class QueueConfig(BaseModel):
     rate_limits: RateLimits = RateLimits()
     retry_config: RetryConfig = RetryConfig()
 
+    def settable(self) -> dict[str, Any]:
+        """Everything a client can set, as nested dicts: what ``same_settings`` compares and
+        what ``daygen-queue apply`` reports field by field."""
+        return self.model_dump(exclude=OUTPUT_ONLY)
+
     def same_settings(self, other: QueueConfig) -> bool:
         """Equal in everything a client can set (the burst size is the service's)."""
-        return (
-            self.name == other.name
-            and self.retry_config == other.retry_config
-            and self.rate_limits.max_dispatches_per_second
-            == other.rate_limits.max_dispatches_per_second
-            and self.rate_limits.max_concurrent_dispatches
-            == other.rate_limits.max_concurrent_dispatches
-        )
-
-
-def is_queue_id(value: str) -> bool:
-    return _QUEUE_ID_RE.match(value) is not None
+        return self.settable() == other.settable()

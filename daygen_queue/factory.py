@@ -3,44 +3,47 @@ it lazily so the app never names a backend.
 
 URLs:
 - ``emulator:`` - the in-process emulator (the default);
-- ``cloudtasks://PROJECT/LOCATION`` - Google Cloud Tasks; with ``CLOUD_TASKS_EMULATOR_HOST``
-  set (``host:port``) the same backend talks to ``python -m emulator`` instead, over an
-  insecure channel with anonymous credentials (the ``*_EMULATOR_HOST`` convention).
+- ``cloudtasks://PROJECT/LOCATION`` - Google Cloud Tasks over gRPC; with
+  ``CLOUD_TASKS_EMULATOR_HOST`` set (``host:port``) the same backend talks to
+  ``python -m emulator`` instead, over an insecure channel with anonymous credentials (the
+  ``*_EMULATOR_HOST`` convention);
+- ``cloudtasks://PROJECT/LOCATION?transport=rest`` - the same over REST (then an emulator host
+  is the emulator's HTTP address).
 """
 
 from __future__ import annotations
 
 import os
-from typing import Any, Protocol
-from urllib.parse import urlsplit
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
+from daygen_queue.clock import Clock
 from daygen_queue.interface import TaskQueue
 
 EMULATOR_HOST_VARIABLE = "CLOUD_TASKS_EMULATOR_HOST"
 
 
-class QueueSettings(Protocol):
-    """Anything that can name its queue backend as a URL (the app's settings can)."""
-
-    @property
-    def task_queue_url(self) -> str: ...
-
-
 def open_task_queue(
-    settings_or_url: str | QueueSettings = "emulator:", **options: Any
+    url: str = "emulator:", *, clock: Clock | None = None, **options: Any
 ) -> TaskQueue:
-    """A ``TaskQueue`` for a URL or a settings object. ``options`` go to the backend's
-    constructor (``clock=``, ``dispatcher=`` for the emulator; ``emulator_host=`` ...)."""
-    url = settings_or_url if isinstance(settings_or_url, str) else settings_or_url.task_queue_url
+    """A ``TaskQueue`` for ``url``. ``clock`` is the in-process emulator's (every other
+    backend runs on the service's clock and ignores it); ``options`` go to the backend's
+    constructor (``dispatcher=`` for the emulator; ``emulator_host=``, ``credentials=`` ...
+    for Cloud Tasks)."""
     parts = urlsplit(url)
     if parts.scheme == "emulator":
         from daygen_queue.backends.emulator import EmulatorBackend
 
-        return EmulatorBackend(**options)
+        return EmulatorBackend(clock=clock, **options)
     if parts.scheme == "cloudtasks":
         project, location = parts.netloc, parts.path.strip("/")
         if not project or not location or "/" in location:
             raise ValueError(f"expected cloudtasks://PROJECT/LOCATION, got {url!r}")
+        query = parse_qs(parts.query, strict_parsing=bool(parts.query))
+        if set(query) - {"transport"} or len(query.get("transport", ())) > 1:
+            raise ValueError(f"{url!r}: the only query parameter is transport=grpc|rest")
+        if "transport" in query:
+            options.setdefault("transport", query["transport"][0])
         from daygen_queue.backends.cloud_tasks import CloudTasksBackend
 
         options.pop("clock", None)  # Google's service keeps its own time

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Protocol, runtime_checkable
 
 from daygen_queue.config import QueueConfig
-from daygen_queue.tasks import NewTask, Queue, Task
+from daygen_queue.models import NewTask, Queue, Task
 
 
 @runtime_checkable

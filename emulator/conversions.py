@@ -245,7 +245,7 @@ def new_task_from_pb(task: Any) -> NewTaskSpec:
         http_request=HttpTarget(
             url=request.url,
             http_method=method,
-            headers=dict(request.headers),
+            headers=dict(request.headers) if request.headers else {},  # dict(empty map): 2 us
             body=request.body,
             oidc_token=oidc,
         ),

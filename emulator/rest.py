@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from aiohttp import web
-from google.cloud import tasks_v2
+from google.cloud import tasks_v2, tasks_v2beta3
 from google.cloud.location import locations_pb2
 from google.iam.v1 import iam_policy_pb2
 from google.protobuf import json_format
@@ -107,6 +107,11 @@ ROUTES: Final[list[Route]] = [
     _route("POST", _T + "|:run", "run_task", _V2.RunTaskRequest.pb(), "name", "*"),
 ]
 
+# v2beta3: only GetQueue, the one read v2 lacks (queue stats), as on the gRPC face.
+BETA_ROUTES: Final[list[Route]] = [
+    _route("GET", _Q, "get_queue_v2beta3", tasks_v2beta3.GetQueueRequest.pb(), "name", None),
+]
+
 
 def error_response(code: str, message: str) -> web.Response:
     status = HTTP_STATUS.get(code, 500)
@@ -149,13 +154,14 @@ class RestGateway:
 
     def add_routes(self, app: web.Application) -> None:
         app.router.add_route("*", "/v2/{path:.*}", self.handle)
+        app.router.add_route("*", "/v2beta3/{path:.*}", self.handle_beta)
         app.router.add_get("/.well-known/openid-configuration", self.discovery)
         app.router.add_get("/jwks", self.jwks)
         app.router.add_get("/oauth2/v3/certs", self.jwks)  # Google's JWKS path, for symmetry
 
-    async def handle(self, request: web.Request) -> web.Response:
+    async def handle(self, request: web.Request, routes: list[Route] = ROUTES) -> web.Response:
         path = request.match_info["path"]
-        for route in ROUTES:
+        for route in routes:
             if route.method != request.method:
                 continue
             match = route.pattern.match(path)
@@ -163,8 +169,11 @@ class RestGateway:
                 continue
             return await self._call(route, match["r"], request)
         return error_response(
-            "NOT_FOUND", f"No Cloud Tasks REST method {request.method} /v2/{path}."
+            "NOT_FOUND", f"No Cloud Tasks REST method {request.method} {request.path}."
         )
+
+    async def handle_beta(self, request: web.Request) -> web.Response:
+        return await self.handle(request, BETA_ROUTES)
 
     async def _call(self, route: Route, resource: str, request: web.Request) -> web.Response:
         message = route.request()

@@ -1,2 +1,2 @@
-"""Adapters from ``TaskQueue`` to a Cloud Tasks: Google's (``cloud_tasks``) or the in-process
-emulator (``emulator``). Imported lazily by ``open_task_queue``."""
+"""The transports under ``CloudTasksQueue``: Google's clients (``cloud_tasks``: gRPC, REST) and
+the emulator's service in process (``emulator``). Imported lazily by ``open_task_queue``."""

@@ -1,4 +1,4 @@
-"""The ``TaskQueue`` contract suite runs once per backend listed in ``BACKENDS``.
+"""The ``TaskQueue`` contract suite runs once per transport listed in ``BACKENDS``.
 
 Each entry names a fixture ``<name>_task_queue`` (with dashes as underscores) that yields a
 fresh ``TaskQueue`` on the real clock, delivering over real HTTP. A behaviour that differs
@@ -17,7 +17,7 @@ from daygen_queue.backends.cloud_tasks import CloudTasksBackend
 from daygen_queue.backends.emulator import EmulatorBackend
 from tests.emulator_server.process import EmulatorProcess, running_emulator
 
-BACKENDS = ["emulator", "cloud-tasks-grpc"]
+BACKENDS = ["emulator", "cloud-tasks-grpc", "cloud-tasks-rest"]
 
 
 @pytest.fixture
@@ -44,6 +44,22 @@ async def cloud_tasks_grpc_task_queue(
         project="contract-project",
         location="local",
         emulator_host=emulator_server.grpc_address,
+    )
+    yield backend
+    await backend.close()
+
+
+@pytest.fixture
+async def cloud_tasks_rest_task_queue(
+    emulator_server: EmulatorProcess,
+) -> AsyncIterator[TaskQueue]:
+    """``CloudTasksBackend`` -> the official client's REST transport -> ``python -m emulator``'s
+    HTTP port."""
+    backend = CloudTasksBackend(
+        project="contract-project",
+        location="local",
+        emulator_host=emulator_server.http_address,
+        transport="rest",
     )
     yield backend
     await backend.close()

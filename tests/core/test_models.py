@@ -30,7 +30,26 @@ def test_rate_limits_are_bounded(kwargs: dict[str, float], field: str) -> None:
 
 
 def test_fractional_rates_are_allowed() -> None:
-    assert RateLimits(max_dispatches_per_second=0.5).effective_burst_size == 10
+    assert RateLimits(max_dispatches_per_second=0.5).max_dispatches_per_second == 0.5
+
+
+def test_burst_size_is_left_to_the_service() -> None:
+    """Output only: the service derives it (tests/core/test_rules.py) and reports it."""
+    assert RateLimits(max_dispatches_per_second=0.5).max_burst_size is None
+
+
+def test_same_settings_ignores_only_what_the_service_outputs() -> None:
+    config = QueueConfig(name="q", rate_limits=RateLimits(max_dispatches_per_second=10))
+    reported = QueueConfig(
+        name="q", rate_limits=RateLimits(max_dispatches_per_second=10, max_burst_size=10)
+    )
+    faster = QueueConfig(name="q", rate_limits=RateLimits(max_dispatches_per_second=11))
+    fewer_attempts = QueueConfig(name="q", retry_config=RetryConfig(max_attempts=3))
+
+    assert config.same_settings(reported)
+    assert not config.same_settings(faster)
+    assert not QueueConfig(name="q").same_settings(fewer_attempts)
+    assert not config.same_settings(config.model_copy(update={"name": "other"}))
 
 
 @pytest.mark.parametrize(

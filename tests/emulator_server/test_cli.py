@@ -112,3 +112,23 @@ def test_backend_url_resolution() -> None:
     assert resolve_url(None, {"GOOGLE_CLOUD_PROJECT": "p"}) == "cloudtasks://p/us-central1"
     with pytest.raises(SystemExit):
         resolve_url(None, {})
+
+
+def test_apply_and_list_over_rest(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, emulator_server: EmulatorProcess
+) -> None:
+    prefix = f"cli-{uuid.uuid4().hex[:6]}"
+    monkeypatch.setenv("CLOUD_TASKS_EMULATOR_HOST", emulator_server.http_address)
+    monkeypatch.setenv("TASK_QUEUE_URL", "cloudtasks://local-project/local?transport=rest")
+    path = queues_file(tmp_path / "queues.toml", prefix)
+    out = io.StringIO()
+
+    assert main(["apply", str(path)], out=out) == 0
+    assert main(["apply", str(path)], out=out) == 0
+    assert main(["describe", f"{prefix}-videos"], out=out) == 0
+
+    lines = out.getvalue().splitlines()
+    assert "2 created, 0 updated, 0 unchanged" in lines
+    assert "0 created, 0 updated, 2 unchanged" in lines
+    assert "  maxBurstSize: 10" in lines  # reported by the service for 10/s
+    assert "  maxConcurrentDispatches: 5" in lines

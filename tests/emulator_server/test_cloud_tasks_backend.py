@@ -1,5 +1,6 @@
 """``CloudTasksBackend`` beyond the contract suite: how it is chosen, how it fails when the
-service is down, and how Google's errors map when no ResourceInfo says which resource."""
+service is down (over gRPC and REST), and how Google's errors map when no ResourceInfo says
+which resource."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ import pytest
 from google.api_core import exceptions
 
 from daygen_queue import open_task_queue
-from daygen_queue.backends.cloud_tasks import CloudTasksBackend, translate_error
+from daygen_queue.backends.cloud_tasks import CloudTasksBackend, GrpcRpc, RestRpc
+from daygen_queue.error_translation import translate_error
 from daygen_queue.errors import (
     BackendUnavailable,
     InvalidArgument,
@@ -33,11 +35,33 @@ def test_factory_points_the_backend_at_the_emulator_host(monkeypatch: pytest.Mon
     assert backend.parent == "projects/my-project/locations/europe-west1"
 
 
-async def test_a_server_that_is_down_is_backend_unavailable_without_hanging() -> None:
+def test_the_url_chooses_the_transport(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CLOUD_TASKS_EMULATOR_HOST", "127.0.0.1:8124")
+
+    rest = open_task_queue("cloudtasks://p/l?transport=rest")
+    grpc = open_task_queue("cloudtasks://p/l", clock=None)  # the clock is the emulator's only
+
+    assert isinstance(rest, CloudTasksBackend) and isinstance(rest.rpc, RestRpc)
+    assert isinstance(grpc, CloudTasksBackend) and isinstance(grpc.rpc, GrpcRpc)
+    with pytest.raises(ValueError, match=r"transport=grpc\|rest"):
+        open_task_queue("cloudtasks://p/l?transprot=rest")
+    with pytest.raises(ValueError, match="unknown transport"):
+        open_task_queue("cloudtasks://p/l?transport=http2")
+
+
+@pytest.mark.parametrize("transport", ["grpc", "rest"])
+async def test_a_server_that_is_down_is_backend_unavailable_without_hanging(
+    transport: str,
+) -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]  # closed again: nothing listens there
-    backend = CloudTasksBackend(project="p", location="l", emulator_host=f"127.0.0.1:{port}")
+    backend = CloudTasksBackend(
+        project="p",
+        location="l",
+        emulator_host=f"127.0.0.1:{port}",
+        transport=transport,  # type: ignore[arg-type]
+    )
     started = time.monotonic()
     try:
         with pytest.raises(BackendUnavailable):
