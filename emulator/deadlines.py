@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import heapq
 import itertools
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Generic, Protocol, TypeVar
 
@@ -60,16 +59,19 @@ class DeadlineHeap(Generic[T]):
         self._prune()
         return self._entries[0][2].deadline if self._entries else None
 
-    def expired(self, now: datetime) -> Iterator[T]:
-        """Remove and yield, in deadline order, the unfinished items whose deadline is at or
-        before ``now``. Items may finish while this runs."""
+    def pop_expired(self, now: datetime) -> list[T]:
+        """Remove and return, in deadline order, the unfinished items whose deadline is at or
+        before ``now``."""
         now_us = (now - rules.EPOCH) // _MICRO
-        while self._entries and self._entries[0][0] <= now_us:
-            _, _, item = heapq.heappop(self._entries)
+        entries = self._entries
+        expired: list[T] = []
+        while entries and entries[0][0] <= now_us:
+            _, _, item = heapq.heappop(entries)
             if item.done:
                 self._finished -= 1
-                continue
-            yield item
+            else:
+                expired.append(item)
+        return expired
 
     def _prune(self) -> None:
         entries = self._entries

@@ -1,16 +1,15 @@
 """How time passes for the engine: one loop for every clock, in the spirit of trio's run loop.
 
-The loop does the same two things over and over: pump the engine (start every attempt that
-is due, time out every attempt past its deadline), then let time pass until the next
-instant the engine has something to do. How time passes is the clock's own answer to
-``deadline_to_sleep_time(next instant)``:
+The loop pumps the engine (starts every attempt that is due, times out every attempt past
+its deadline), then lets time pass until the next instant the engine has something to do.
+How time passes is the clock's own answer to ``deadline_to_sleep_time(next instant)``:
 
 - a number of seconds (the wall clock): the loop sleeps that long on one event-loop timer,
   and a change that needs the engine sooner (a new task, a finished attempt, a resumed
   queue) wakes it early;
 - ``math.inf`` (a virtual clock, which sleeping never moves): the loop lets the deliveries
-  in flight settle, each one finished or itself parked on the clock, then jumps the clock to
-  the next instant anything happens.
+  in flight settle, each one finished or itself parked on the clock, jumps the clock to the
+  next instant anything happens, pumps, and so on until the drive is over.
 
 Where the loop runs follows from the clock as well. A clock that passes by itself gets the
 loop in a background task from ``start()`` to ``stop()``. A clock that must be jumped (a
@@ -23,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
+from collections.abc import Collection
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
@@ -54,12 +54,10 @@ class Schedule(Protocol):
         """The next instant at which the engine has something to do, if any."""
         ...
 
-    def busy(self) -> bool:
-        """Whether any delivery is in flight."""
-        ...
-
-    def deliveries(self) -> list[asyncio.Task[None]]:
-        """The asyncio tasks of the deliveries in flight."""
+    @property
+    def deliveries(self) -> Collection[asyncio.Task[None]]:
+        """The asyncio tasks of the deliveries in flight: one live collection, the same
+        object for the engine's whole life."""
         ...
 
 
@@ -142,10 +140,11 @@ class Driver:
                 self._schedule.pump()
                 upcoming = self._schedule.next_wakeup()
                 seconds = self._clock.deadline_to_sleep_time(upcoming or _NOTHING_DUE)
-                if seconds < math.inf:
-                    await self._sleep(upcoming, seconds)
-                elif not await self._jump(horizon):
+                if seconds == math.inf:
+                    # Sleeping never gets there: this clock moves only when it is jumped.
+                    await self._jump_through(horizon)
                     return
+                await self._sleep(upcoming, seconds)
         finally:
             self._loops -= 1
 
@@ -163,31 +162,32 @@ class Driver:
                 timer.cancel()
             self._alarm = None
 
-    async def _jump(self, horizon: datetime | None) -> bool:
-        """Settle, then jump the clock to the next instant anything happens. False once the
-        drive is over: nothing is left to happen, or the horizon is reached."""
+    async def _jump_through(self, horizon: datetime | None) -> None:
+        """Settle, jump the clock to the next instant anything happens, pump, and again,
+        until nothing is left to happen or the horizon is reached."""
         clock = self._steppable()
-        target = await self._settle(clock)
-        if target is None or (horizon is not None and target > horizon):
-            if horizon is None or clock.now() >= horizon:
-                return False
-            target = horizon
-        clock.advance_to(max(target, clock.now()))
-        return True
+        while True:
+            target = await self._settle(clock)
+            if target is None or (horizon is not None and target > horizon):
+                if horizon is None or clock.now() >= horizon:
+                    return
+                target = horizon
+            clock.advance_to(max(target, clock.now()))
+            self._schedule.pump()
 
     async def _settle(self, clock: SteppableClock) -> datetime | None:
         """Wait until every delivery has finished or is parked on the clock (a handler that
         'takes' virtual time); return the next instant anything happens: the earliest
         wake-up of a parked delivery or the engine's next wakeup."""
+        deliveries = self._schedule.deliveries
         spins = 0
-        while self._schedule.busy():
+        while deliveries:
             if spins < SETTLE_SPINS:
                 spins += 1
                 await asyncio.sleep(0)
                 continue
             spins = 0
             parked = clock.parked()
-            deliveries = self._schedule.deliveries()
             if all(delivery in parked for delivery in deliveries):
                 wakes = [parked[delivery] for delivery in deliveries]
                 upcoming = self._schedule.next_wakeup()

@@ -50,7 +50,7 @@ from emulator.model import (
     QueueStats,
     TaskRecord,
 )
-from emulator.runtime import QueueRuntime, micros
+from emulator.runtime import QueueRuntime
 from emulator.store import MemoryStore, Store
 from emulator.tombstones import Tombstones
 from emulator.validation import (
@@ -110,7 +110,8 @@ class Engine:
         self._rng = random.Random(seed)
         self.events = EventStream(history=event_history)
         self._queues: dict[str, QueueRuntime] = {}
-        self._flights: set[_Flight] = set()
+        # The attempts on the wire, by the asyncio task delivering each.
+        self.deliveries: dict[asyncio.Task[None], _Flight] = {}
         self._deadlines: DeadlineHeap[_Flight] = DeadlineHeap()
         self._started = False
         self._closed = False
@@ -145,11 +146,11 @@ class Engine:
             return
         self._closed = True
         await self._driver.stop()
-        deliveries = self.deliveries()
+        deliveries = list(self.deliveries)
         for delivery in deliveries:
             delivery.cancel()
         await asyncio.gather(*deliveries, return_exceptions=True)
-        self._flights.clear()
+        self.deliveries.clear()
         await self._store.flush()
         await self._store.close()
         await self._dispatcher.close()
@@ -173,21 +174,26 @@ class Engine:
         due, in order."""
         await self._driver.advance(delta)
 
-    # pump(), next_wakeup(), busy() and deliveries() are what the driver sees of the engine
+    # pump(), next_wakeup() and deliveries are what the driver sees of the engine
     # (``driving.Schedule``).
 
     def next_wakeup(self) -> datetime | None:
         """The next instant at which the engine has something to do, if any."""
         now = self._clock.now()
-        candidates = [runtime.wakeup(now) for runtime in self._queues.values()]
-        candidates.append(self._deadlines.earliest())
-        return min((when for when in candidates if when is not None), default=None)
+        earliest = self._deadlines.earliest()
+        for runtime in self._queues.values():
+            when = runtime.wakeup(now)
+            if when is not None and (earliest is None or when < earliest):
+                earliest = when
+        return earliest
 
     def pump(self) -> None:
         """Time out the attempts past their deadline, forget expired tombstones and start
         every attempt that is due."""
         now = self._clock.now()
-        for flight in self._deadlines.expired(now):
+        # Popped first, then finished: a finished attempt starts the next ones, whose
+        # deadlines are at least 15 s away, so none of them is expired now.
+        for flight in self._deadlines.pop_expired(now):
             delivery = flight.delivery
             timeout = DispatchResult(status=None, error="DEADLINE_EXCEEDED")
             self._finish(flight, timeout, now, expired=True)
@@ -196,12 +202,6 @@ class Engine:
         self._tombstones.expire(now)
         for runtime in list(self._queues.values()):
             self._pump_queue(runtime, now)
-
-    def busy(self) -> bool:
-        return bool(self._flights)
-
-    def deliveries(self) -> list[asyncio.Task[None]]:
-        return [flight.delivery for flight in self._flights if flight.delivery is not None]
 
     def _kick(self, runtime: QueueRuntime, now: datetime | None = None) -> None:
         """Something changed in a queue: while time passes, dispatch right away, and let a
@@ -215,11 +215,8 @@ class Engine:
             self._driver.wake_by(runtime.wakeup(now))
 
     def _pump_queue(self, runtime: QueueRuntime, now: datetime) -> None:
-        if not runtime.running:
-            return
-        now_us = micros(now)
-        while (task := runtime.take_due(now, now_us)) is not None:
-            self._start_attempt(runtime, task, now)
+        if runtime.record.state is QueueState.RUNNING:
+            runtime.start_due(now, self._start_attempt)
 
     # ------------------------------------------------------------------ queues
 
@@ -442,13 +439,15 @@ class Engine:
             deadline=task.dispatch_deadline,
         )
         flight = _Flight(runtime, task, attempt, task.dispatch_count, now + task.dispatch_deadline)
-        self._flights.add(flight)
         self._deadlines.push(flight)
         self._store.put_task(task)
         self._emit(
             EventKind.TASK_DISPATCHED, queue_id, task.short_id, attempt=flight.number, now=now
         )
-        flight.delivery = asyncio.get_running_loop().create_task(self._deliver(flight, request))
+        delivery = asyncio.get_running_loop().create_task(self._deliver(flight, request))
+        if not flight.done:  # an eager task factory may have run the delivery to its end
+            flight.delivery = delivery
+            self.deliveries[delivery] = flight
         self._driver.wake_by(flight.deadline)
 
     async def _deliver(self, flight: _Flight, request: DispatchRequest) -> None:
@@ -468,8 +467,9 @@ class Engine:
     ) -> None:
         """Record an attempt's outcome and decide the task's fate."""
         flight.done = True
-        flight.delivery = None
-        self._flights.discard(flight)
+        if flight.delivery is not None:
+            del self.deliveries[flight.delivery]
+            flight.delivery = None
         if not expired:  # an expired deadline's entry has already left the heap
             self._deadlines.finished()
         runtime, task, attempt = flight.queue, flight.task, flight.attempt

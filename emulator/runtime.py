@@ -6,6 +6,7 @@ from __future__ import annotations
 import heapq
 import itertools
 from collections import deque
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from emulator import rules
@@ -47,40 +48,41 @@ class QueueRuntime:
         entry = (micros(task.schedule_time), next(self._order), task.generation, task)
         heapq.heappush(self.heap, entry)
 
-    def _current(self, generation: int, task: TaskRecord) -> bool:
-        return task.generation == generation and self.tasks.get(task.name) is task
-
-    def take_due(self, now: datetime, now_us: int) -> TaskRecord | None:
-        """The next task that may start at ``now`` (due, under the concurrency cap, a token
-        taken), removed from the heap; None when there is none. Ignores pause."""
+    def start_due(
+        self, now: datetime, start: Callable[[QueueRuntime, TaskRecord, datetime], None]
+    ) -> None:
+        """``start(self, task, now)`` every task that may start at ``now``: due, under the
+        concurrency cap, a token taken; each leaves the heap. Ignores pause."""
         cap = self.record.rate_limits.max_concurrent_dispatches
+        now_us = micros(now)
         heap = self.heap
+        tasks = self.tasks
         while heap and self.in_flight < cap:
             due_us, _, generation, task = heap[0]
-            if not self._current(generation, task):
-                heapq.heappop(heap)
+            if task.generation != generation or tasks.get(task.name) is not task:
+                heapq.heappop(heap)  # rescheduled, run by hand or deleted since
                 continue
             if due_us > now_us or not self.bucket.try_take(now):
-                return None
+                return
             heapq.heappop(heap)
-            return task
-        return None
+            start(self, task, now)  # counts itself in in_flight
 
     def wakeup(self, now: datetime) -> datetime | None:
         """When this queue can dispatch next, or None if only a completion or a change can
         make it (paused, at its concurrency cap, or empty)."""
-        if not self.running:
+        if self.record.state is not QueueState.RUNNING:
             return None
         if self.in_flight >= self.record.rate_limits.max_concurrent_dispatches:
             return None
         heap = self.heap
-        while heap and not self._current(heap[0][2], heap[0][3]):
+        tasks = self.tasks
+        while heap:
+            _, _, generation, task = heap[0]
+            if task.generation == generation and tasks.get(task.name) is task:
+                due = task.schedule_time if task.schedule_time > now else now
+                return max(due, self.bucket.next_token_time(now))
             heapq.heappop(heap)
-        if not heap:
-            return None
-        schedule_time = heap[0][3].schedule_time
-        due = schedule_time if schedule_time > now else now
-        return max(due, self.bucket.next_token_time(now))
+        return None
 
     def reconfigure(self, now: datetime) -> None:
         """The record's rate limits changed: the bucket follows."""
