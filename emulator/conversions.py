@@ -50,14 +50,17 @@ HTTP_METHOD_NAMES: Final[dict[int, str]] = {
     number: name for name, number in HTTP_METHOD_NUMBERS.items()
 } | {int(tasks_v2.HttpMethod.HTTP_METHOD_UNSPECIFIED): "POST"}
 
-# ``emulator.model`` stays free of the generated modules (so that ``emulator.queues_file``
-# imports in milliseconds); its QueueState must still be the generated enum, value for value.
+# ``emulator.model`` and ``emulator.rules`` stay free of the generated modules (so that
+# ``emulator.queues_file`` imports in milliseconds); what they spell out must still be the
+# generated enums, name for name and value for value.
 if {state.name: state.value for state in QueueState} != {
     state.name: int(state)
     for state in tasks_v2.Queue.State.__members__.values()
     if state != tasks_v2.Queue.State.STATE_UNSPECIFIED
 }:
     raise ImportError("emulator.model.QueueState no longer matches tasks_v2.Queue.State")
+if set(HTTP_METHOD_NUMBERS) != rules.HTTP_METHODS:
+    raise ImportError("emulator.rules.HTTP_METHODS no longer matches tasks_v2.HttpMethod")
 
 _MICRO = timedelta(microseconds=1)
 

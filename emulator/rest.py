@@ -94,14 +94,11 @@ ROUTES: Final[list[Route]] = [
 ]
 
 
-_CODE_NAMES: Final = {value: name for name, value in code_pb2.Code.items()}
-
-
 def http_status(code: int) -> int:
     """The HTTP status Google's REST APIs answer for a google.rpc code (api_core's table;
     500 for the codes it maps to none: UNKNOWN, DATA_LOSS)."""
     exception = exception_class_for_grpc_status(  # type: ignore[no-untyped-call]
-        grpc.StatusCode[_CODE_NAMES[code]]
+        grpc.StatusCode[code_pb2.Code.Name(code)]
     )
     status: int | None = exception.code
     return status or 500
@@ -115,7 +112,7 @@ def error_response(status: status_pb2.Status) -> web.Response:
         "error": {
             "code": code,
             "message": status.message,
-            "status": _CODE_NAMES[status.code],
+            "status": code_pb2.Code.Name(status.code),
             "details": [json_format.MessageToDict(detail) for detail in status.details],
         }
     }

@@ -47,7 +47,8 @@ QUEUE_NAME_RE = re.compile(
 )
 QUEUE_PARENT_RE = re.compile(r"^projects/[A-Za-z0-9:.\-]+/locations/[A-Za-z0-9\-]+$")
 TASK_ID_RE = re.compile(r"^[A-Za-z0-9_\-]{1,500}$")
-BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})  # the only ones that may carry a body
+# tasks_v2.HttpMethod's names (emulator.conversions checks that they agree).
 HTTP_METHODS = frozenset({"POST", "GET", "HEAD", "PUT", "DELETE", "PATCH", "OPTIONS"})
 
 
