@@ -223,7 +223,7 @@ class CloudTasksService:
         split_queue_name(name)
         mask = request.update_mask
         if not mask.IsValidForDescriptor(conv.QueuePb.DESCRIPTOR):
-            wrong = [path for path in mask.paths if not _is_queue_path(path)] or mask.paths
+            wrong = [path for path in mask.paths if not _names_a_queue_field(path)] or mask.paths
             raise InvalidArgument(f"Invalid update_mask path {wrong[0]!r}: not a Queue field.")
         paths = [path for path in mask.paths if path in SETTABLE_QUEUE_PATHS]
         settable = field_mask_pb2.FieldMask(paths=paths if mask.paths else _EVERY_FIELD)
@@ -344,7 +344,7 @@ class CloudTasksService:
         return _location(match["project"], match["location"])
 
 
-def _is_queue_path(path: str) -> bool:
+def _names_a_queue_field(path: str) -> bool:
     one = field_mask_pb2.FieldMask(paths=[path])
     return bool(one.IsValidForDescriptor(conv.QueuePb.DESCRIPTOR))
 
