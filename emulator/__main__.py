@@ -4,7 +4,9 @@ for testing any official client against the same engine as the in-process backen
     python -m emulator --port 8123 --http-port 8124 --db var/tasks.db --queues queues.toml
 
 Prints one ready line (``cloud-tasks-emulator ready grpc=HOST:PORT http=HOST:PORT``) once
-both ports accept requests; stops cleanly on SIGTERM / SIGINT (flushing the store).
+both ports accept requests; stops cleanly on SIGTERM / SIGINT (flushing the store). A port
+that cannot be listened on (already in use) is one line on stderr naming the port and the
+flag that sets it, and exit status 2, as for a bad ``--queues`` file.
 """
 
 from __future__ import annotations
@@ -15,11 +17,13 @@ import contextlib
 import gc
 import logging
 import signal
+import socket
 import sys
 from collections.abc import Coroutine, Sequence
 from datetime import timedelta
 from typing import Any
 
+import grpc
 from aiohttp import web
 
 from emulator import rules
@@ -83,6 +87,56 @@ async def apply_queues_file(engine: Engine, path: str, parent: str) -> list[str]
     return names
 
 
+class PortUnavailable(Exception):
+    """A port given on the command line cannot be listened on; the message names the port
+    and the flag that sets it."""
+
+
+async def listen(
+    service: CloudTasksService, issuer: OidcIssuer, args: argparse.Namespace
+) -> tuple[grpc.aio.Server, int, web.AppRunner | None, int]:
+    """Start the gRPC server and, unless ``--http-port -1``, the REST one. Returns both and
+    their bound ports (-1: no REST)."""
+    address = f"{args.host}:{args.port}"
+    grpc_refused = PortUnavailable(
+        f"cannot listen for gRPC on {address} (in use, or not an address of this host); "
+        "choose another with --port (0 picks a free port)"
+    )
+    # Tried here first: gRPC's core would log its own multi-line error before failing.
+    if args.port and not _can_listen(args.host, args.port):
+        raise grpc_refused
+    try:
+        server, grpc_port = build_server(service, address)
+    except (OSError, RuntimeError):  # grpc.aio raises RuntimeError("Failed to bind ...")
+        raise grpc_refused from None
+    await server.start()
+    if args.http_port < 0:
+        return server, grpc_port, None, -1
+    runner = web.AppRunner(build_app(service, issuer), access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, args.host, args.http_port, reuse_port=False)
+    try:
+        await site.start()
+    except OSError as error:
+        await runner.cleanup()
+        await server.stop(None)
+        raise PortUnavailable(
+            f"cannot listen for REST on {args.host}:{args.http_port} "
+            f"({error.strerror or error}); choose another with --http-port "
+            "(0 picks a free port, -1 turns REST off)"
+        ) from None
+    http_port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    return server, grpc_port, runner, http_port
+
+
+def _can_listen(host: str, port: int) -> bool:
+    try:
+        socket.create_server((host, port)).close()
+    except OSError:
+        return False
+    return True
+
+
 async def serve(args: argparse.Namespace) -> int:
     store: Store
     if args.db:
@@ -114,16 +168,12 @@ async def serve(args: argparse.Namespace) -> int:
             print(f"cloud-tasks-emulator: {error}", file=sys.stderr)
             await engine.close()
             return 2
-    server, grpc_port = build_server(service, f"{args.host}:{args.port}")
-    await server.start()
-    runner: web.AppRunner | None = None
-    http_port = -1
-    if args.http_port >= 0:
-        runner = web.AppRunner(build_app(service, issuer), access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, args.host, args.http_port, reuse_port=False)
-        await site.start()
-        http_port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        server, grpc_port, runner, http_port = await listen(service, issuer, args)
+    except PortUnavailable as error:
+        print(f"cloud-tasks-emulator: {error}", file=sys.stderr)
+        await engine.close()
+        return 2
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):

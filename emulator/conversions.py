@@ -9,14 +9,13 @@ is converted here, at the edge, once per request.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, Final
 
 from google.cloud import tasks_v2, tasks_v2beta3
 from google.protobuf import duration_pb2, timestamp_pb2
 
 from emulator import rules
-from emulator.engine import QUEUE_FIELDS
 from emulator.errors import InvalidArgument
 from emulator.model import (
     Attempt,
@@ -25,6 +24,7 @@ from emulator.model import (
     OidcToken,
     QueueRecord,
     QueueSpec,
+    QueueState,
     QueueStats,
     RateLimits,
     RetryConfig,
@@ -37,25 +37,32 @@ TaskPb: Final[Any] = tasks_v2.Task.pb()
 HttpRequestPb: Final[Any] = tasks_v2.HttpRequest.pb()
 BetaQueuePb: Final[Any] = tasks_v2beta3.Queue.pb()
 
-VIEW_BASIC: Final = 1
-VIEW_FULL: Final = 2
+VIEW_BASIC: Final = int(tasks_v2.Task.View.BASIC)
+VIEW_FULL: Final = int(tasks_v2.Task.View.FULL)
 
-HTTP_METHOD_NAMES: Final[dict[int, str]] = {
-    0: "POST",  # HTTP_METHOD_UNSPECIFIED: the default is POST
-    1: "POST",
-    2: "GET",
-    3: "HEAD",
-    4: "PUT",
-    5: "DELETE",
-    6: "PATCH",
-    7: "OPTIONS",
-}
+# The engine keeps HTTP methods by name; HTTP_METHOD_UNSPECIFIED means POST.
 HTTP_METHOD_NUMBERS: Final[dict[str, int]] = {
-    name: number for number, name in HTTP_METHOD_NAMES.items() if number
+    method.name: int(method)
+    for method in tasks_v2.HttpMethod.__members__.values()
+    if method != tasks_v2.HttpMethod.HTTP_METHOD_UNSPECIFIED
 }
+HTTP_METHOD_NAMES: Final[dict[int, str]] = {
+    number: name for name, number in HTTP_METHOD_NUMBERS.items()
+} | {int(tasks_v2.HttpMethod.HTTP_METHOD_UNSPECIFIED): "POST"}
+
+# ``emulator.model`` and ``emulator.rules`` stay free of the generated modules (so that
+# ``emulator.queues_file`` imports in milliseconds); what they spell out must still be the
+# generated enums, name for name and value for value.
+if {state.name: state.value for state in QueueState} != {
+    state.name: int(state)
+    for state in tasks_v2.Queue.State.__members__.values()
+    if state != tasks_v2.Queue.State.STATE_UNSPECIFIED
+}:
+    raise ImportError("emulator.model.QueueState no longer matches tasks_v2.Queue.State")
+if set(HTTP_METHOD_NUMBERS) != rules.HTTP_METHODS:
+    raise ImportError("emulator.rules.HTTP_METHODS no longer matches tasks_v2.HttpMethod")
 
 _MICRO = timedelta(microseconds=1)
-_EPOCH = rules.EPOCH
 
 
 # ------------------------------------------------------------------ scalars
@@ -63,13 +70,13 @@ _EPOCH = rules.EPOCH
 
 def set_timestamp(target: timestamp_pb2.Timestamp, when: datetime) -> None:
     """Faster than ``FromDatetime`` and exact to the microsecond (Cloud Tasks' precision)."""
-    seconds, micros = divmod((when - _EPOCH) // _MICRO, 1_000_000)
+    seconds, micros = divmod((when - rules.EPOCH) // _MICRO, 1_000_000)
     target.seconds = seconds
     target.nanos = micros * 1000
 
 
 def read_timestamp(source: timestamp_pb2.Timestamp) -> datetime:
-    return _EPOCH + timedelta(seconds=source.seconds, microseconds=source.nanos // 1000)
+    return rules.EPOCH + timedelta(seconds=source.seconds, microseconds=source.nanos // 1000)
 
 
 def set_duration(target: duration_pb2.Duration, delta: timedelta) -> None:
@@ -84,10 +91,6 @@ def read_duration(source: duration_pb2.Duration) -> timedelta:
     return timedelta(seconds=source.seconds, microseconds=source.nanos // 1000)
 
 
-def utc(when: datetime) -> datetime:
-    return when if when.tzinfo is UTC else when.astimezone(UTC)
-
-
 # ------------------------------------------------------------------ queues
 
 
@@ -96,8 +99,10 @@ def queue_spec_from_pb(queue: Any) -> QueueSpec:
     server defaults, as proto3 "unset" means.
 
     One exception: ``max_doublings`` 0 is a meaningful value (purely linear backoff), so it is
-    kept when a ``retry_config`` is sent; only a queue sent without any ``retry_config`` gets
-    the default 16 for it (with every other retry default).
+    kept whenever the message has a ``retry_config``; only a queue without any
+    ``retry_config`` gets the default 16 for it (with every other retry default). UpdateQueue
+    merges the request into the current queue, whose ``retry_config`` is always present, so
+    there a masked zero is kept and an unmasked ``max_doublings`` keeps its current value.
     """
     rate = queue.rate_limits
     spec = QueueSpec(
@@ -119,21 +124,28 @@ def queue_spec_from_pb(queue: Any) -> QueueSpec:
     return spec
 
 
-def queue_to_pb(record: QueueRecord) -> Any:
-    queue = QueuePb(name=record.name, state=int(record.state))
+def _fill_queue(target: Any, record: QueueRecord) -> None:
+    """The fields v2 and v2beta3 Queue messages share (same names, other numbers)."""
+    target.name = record.name
+    target.state = int(record.state)
     rate, retry = record.rate_limits, record.retry_config
-    out_rate = queue.rate_limits
+    out_rate = target.rate_limits
     out_rate.max_dispatches_per_second = rate.max_dispatches_per_second
     out_rate.max_burst_size = rate.max_burst_size
     out_rate.max_concurrent_dispatches = rate.max_concurrent_dispatches
-    out_retry = queue.retry_config
+    out_retry = target.retry_config
     out_retry.max_attempts = retry.max_attempts
     set_duration(out_retry.max_retry_duration, retry.max_retry_duration)
     set_duration(out_retry.min_backoff, retry.min_backoff)
     set_duration(out_retry.max_backoff, retry.max_backoff)
     out_retry.max_doublings = retry.max_doublings
     if record.purge_time is not None:
-        set_timestamp(queue.purge_time, record.purge_time)
+        set_timestamp(target.purge_time, record.purge_time)
+
+
+def queue_to_pb(record: QueueRecord) -> Any:
+    queue = QueuePb()
+    _fill_queue(queue, record)
     return queue
 
 
@@ -147,19 +159,8 @@ def queue_to_v2beta3_pb(
     """The v2beta3 Queue: v2's fields (renumbered) plus ``stats`` when asked for. v2 has no
     queue statistics, so clients read them from v2beta3's GetQueue with a read mask, as they
     would against Google."""
-    queue = BetaQueuePb(name=record.name, state=int(record.state))
-    rate, retry = record.rate_limits, record.retry_config
-    queue.rate_limits.max_dispatches_per_second = rate.max_dispatches_per_second
-    queue.rate_limits.max_burst_size = rate.max_burst_size
-    queue.rate_limits.max_concurrent_dispatches = rate.max_concurrent_dispatches
-    out_retry = queue.retry_config
-    out_retry.max_attempts = retry.max_attempts
-    set_duration(out_retry.max_retry_duration, retry.max_retry_duration)
-    set_duration(out_retry.min_backoff, retry.min_backoff)
-    set_duration(out_retry.max_backoff, retry.max_backoff)
-    out_retry.max_doublings = retry.max_doublings
-    if record.purge_time is not None:
-        set_timestamp(queue.purge_time, record.purge_time)
+    queue = BetaQueuePb()
+    _fill_queue(queue, record)
     set_duration(queue.task_ttl, task_ttl)
     set_duration(queue.tombstone_ttl, tombstone_ttl)
     if stats is not None:
@@ -171,45 +172,6 @@ def queue_to_v2beta3_pb(
         out.concurrent_dispatches_count = stats.concurrent_dispatches_count
         out.effective_execution_rate = stats.effective_execution_rate
     return queue
-
-
-# UpdateQueue mask paths the engine applies; the others are accepted and ignored because they
-# are output only (state, purge_time, max_burst_size) or not modelled (App Engine routing,
-# logging, queue-level HTTP target).
-ENGINE_MASK_PATHS: Final = QUEUE_FIELDS | {"rate_limits", "retry_config"}
-
-
-def engine_mask_paths(paths: list[str]) -> list[str] | None:
-    """The engine's field list for an UpdateQueue mask; None means "every field".
-
-    Raises INVALID_ARGUMENT for a path that is not a Queue field.
-    """
-    if not paths:
-        return None
-    chosen: list[str] = []
-    for path in paths:
-        if path in ENGINE_MASK_PATHS:
-            chosen.append(path)
-            continue
-        if not _is_queue_path(path):
-            raise InvalidArgument(f"Invalid update_mask path: {path!r} is not a Queue field.")
-    if not chosen:
-        return []
-    return chosen
-
-
-def _is_queue_path(path: str) -> bool:
-    descriptor = QueuePb.DESCRIPTOR
-    parts = path.split(".")
-    for index, part in enumerate(parts):
-        field = descriptor.fields_by_name.get(part)
-        if field is None:
-            return False
-        if index < len(parts) - 1:
-            if field.message_type is None:
-                return False
-            descriptor = field.message_type
-    return True
 
 
 # ------------------------------------------------------------------ tasks
@@ -259,7 +221,7 @@ def new_task_from_pb(task: Any) -> NewTaskSpec:
 
 def _attempt_to_pb(target: Any, attempt: Attempt, *, first: bool) -> None:
     if first:
-        # Cloud Tasks keeps only dispatch_time for the first attempt (facts §3.1).
+        # Cloud Tasks keeps only dispatch_time for the first attempt.
         if attempt.dispatch_time is not None:
             set_timestamp(target.dispatch_time, attempt.dispatch_time)
         return

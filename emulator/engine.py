@@ -4,36 +4,37 @@ One object holds every queue and task in memory, dispatches with a per-queue tok
 concurrency cap from a due-time heap (no per-task timers, no polling), retries per RetryConfig,
 and journals to a ``Store``. Both the in-process backend and the gRPC/REST server wrap it.
 
-Time comes from an injected clock. On a real clock a background loop sleeps until the next
-due instant. On a steppable (virtual) clock nothing moves until ``run_until_idle()`` or
-``advance()`` drives it, so a scenario yields the same event trace on every run.
+Around it, each in a module of its own: ``driving`` moves it through time on any clock,
+``runtime`` holds one queue's scheduling state, ``deadlines`` the attempts' deadlines and
+``tombstones`` the names kept reserved. What stays here is the state machine itself: queue
+and task CRUD with Cloud Tasks' semantics, starting attempts, recording their outcome and the
+retry decision. It is still over 400 lines because those four share one state (the queues,
+the attempts in flight, the store and the event stream) and every transition touches
+several of them; split further, each half would reach into the other's fields.
+
+The engine never reads the wall clock: every instant comes from the injected clock.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import heapq
-import itertools
 import random
-from collections import deque
-from collections.abc import Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Protocol
 
 from emulator import rules
-from emulator.clock import Clock, RealClock, SteppableClock
+from emulator.clock import Clock, SystemClock
+from emulator.deadlines import DeadlineHeap
 from emulator.dispatch import Dispatcher, DispatchRequest, DispatchResult, HttpDispatcher
+from emulator.driving import Driver
 from emulator.errors import (
     ENTITY_MISSING,
     QUEUE_EXISTS,
     QUEUE_MISSING,
-    QUEUE_TOMBSTONED,
     TASK_EXISTS,
     TASK_TOMBSTONED,
     AlreadyExists,
-    FailedPrecondition,
     InvalidArgument,
     NotFound,
 )
@@ -49,8 +50,9 @@ from emulator.model import (
     QueueStats,
     TaskRecord,
 )
-from emulator.ratelimit import TokenBucket
+from emulator.runtime import QueueRuntime
 from emulator.store import MemoryStore, Store
+from emulator.tombstones import Tombstones
 from emulator.validation import (
     apply_queue_defaults,
     check_task_size,
@@ -60,25 +62,6 @@ from emulator.validation import (
     validate_queue_spec,
 )
 
-_MICRO = timedelta(microseconds=1)
-_MINUTE = timedelta(minutes=1)
-# How often the driver looks again at deliveries that neither finished nor parked on the
-# virtual clock (real HTTP in flight); only used while run_until_idle()/advance() wait.
-_SETTLE_POLL_SECONDS = 0.01
-_SETTLE_SPINS = 4
-
-QUEUE_FIELDS = frozenset(
-    {
-        "rate_limits.max_dispatches_per_second",
-        "rate_limits.max_concurrent_dispatches",
-        "retry_config.max_attempts",
-        "retry_config.max_retry_duration",
-        "retry_config.min_backoff",
-        "retry_config.max_backoff",
-        "retry_config.max_doublings",
-    }
-)
-
 
 class TokenMinter(Protocol):
     """Signs the OIDC token sent with a task that asks for one."""
@@ -86,30 +69,16 @@ class TokenMinter(Protocol):
     def mint(self, *, service_account_email: str, audience: str) -> str: ...
 
 
-def _micros(when: datetime) -> int:
-    return (when - rules.EPOCH) // _MICRO
-
-
-@dataclass(slots=True)
-class _QueueRuntime:
-    record: QueueRecord
-    bucket: TokenBucket
-    tasks: dict[str, TaskRecord] = field(default_factory=dict)
-    heap: list[tuple[int, int, int, TaskRecord]] = field(default_factory=list)
-    in_flight: int = 0
-    finished: deque[datetime] = field(default_factory=deque)  # completions, for stats
-
-
 @dataclass(slots=True, eq=False)
 class _Flight:
     """One attempt on the wire."""
 
-    queue: _QueueRuntime
+    queue: QueueRuntime
     task: TaskRecord
     attempt: Attempt
     number: int  # dispatch number of this attempt, from 1
     deadline: datetime
-    job: asyncio.Task[None] | None = None
+    delivery: asyncio.Task[None] | None = None  # the dispatcher call, while it runs
     done: bool = False
 
 
@@ -128,33 +97,22 @@ class Engine:
         seed: int | None = None,
         event_history: int = 100_000,
     ) -> None:
-        self._clock: Clock = clock if clock is not None else RealClock()
+        self._clock: Clock = clock if clock is not None else SystemClock()
         self._dispatcher: Dispatcher = dispatcher if dispatcher is not None else HttpDispatcher()
         self._store: Store = store if store is not None else MemoryStore()
-        self._task_tombstone_ttl = task_tombstone_ttl
-        self._queue_tombstone_ttl = queue_tombstone_ttl
         self._token_minter = token_minter
-        self._stepper: SteppableClock | None = (
-            self._clock if isinstance(self._clock, SteppableClock) else None
-        )
-        self._manual = self._stepper is not None
-        # Generated task ids are 20 decimal digits like Cloud Tasks'; on a virtual clock they
-        # come from a fixed seed so that traces repeat.
-        self._rng = random.Random(seed if seed is not None else (0 if self._manual else None))
+        self._tombstones = Tombstones(task_ttl=task_tombstone_ttl, queue_ttl=queue_tombstone_ttl)
+        self._driver = Driver(self, self._clock)
+        # Generated task ids are 20 decimal digits like Cloud Tasks'; when time moves only
+        # when driven they come from a fixed seed, so that traces repeat.
+        if seed is None and self._driver.repeatable:
+            seed = 0
+        self._rng = random.Random(seed)
         self.events = EventStream(history=event_history)
-        self._queues: dict[str, _QueueRuntime] = {}
-        self._task_tombstones: dict[str, datetime] = {}
-        self._tombstone_order: deque[tuple[datetime, str]] = deque()
-        self._queue_tombstones: dict[str, datetime] = {}
-        self._flights: set[_Flight] = set()
-        self._deadlines: list[tuple[int, int, _Flight]] = []
-        self._finished_deadlines = 0  # done entries still in the heap
-        self._seq = itertools.count()
-        self._driving = 0
-        self._progress = asyncio.Event()
-        self._alarm: asyncio.Future[None] | None = None  # the real-clock driver's sleep
-        self._sleeping_until: datetime | None = None
-        self._loop_task: asyncio.Task[None] | None = None
+        self._queues: dict[str, QueueRuntime] = {}
+        # The attempts on the wire, by the asyncio task delivering each.
+        self.deliveries: dict[asyncio.Task[None], _Flight] = {}
+        self._deadlines: DeadlineHeap[_Flight] = DeadlineHeap()
         self._started = False
         self._closed = False
 
@@ -165,41 +123,34 @@ class Engine:
         return self._clock
 
     async def start(self) -> None:
-        """Load what the store kept and, on a real clock, start dispatching."""
+        """Load what the store kept and, on a clock that passes by itself, start dispatching."""
         if self._started:
             return
         self._started = True
-        state = await self._store.load()
+        state = await self._store.load(self._clock)
         now = self._clock.now()
         for queue in state.queues:
-            self._queues[queue.name] = self._runtime_for(queue, now)
+            self._queues[queue.name] = QueueRuntime(queue, now)
         for task in state.tasks:
             runtime = self._queues.get(task.queue)
             if runtime is None:
                 continue
             task.in_flight = 0  # an attempt cut off by a crash is simply dispatched again
             runtime.tasks[task.name] = task
-            self._push(runtime, task)
-        for name, until in sorted(state.task_tombstones.items(), key=lambda item: item[1]):
-            self._task_tombstones[name] = until
-            self._tombstone_order.append((until, name))
-        self._queue_tombstones.update(state.queue_tombstones)
-        if not self._manual:
-            self._loop_task = asyncio.get_running_loop().create_task(self._run())
+            runtime.push(task)
+        self._tombstones.restore(state.task_tombstones, state.queue_tombstones)
+        self._driver.start()
 
     async def close(self) -> None:
         if self._closed:
             return
         self._closed = True
-        if self._loop_task is not None:
-            self._loop_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._loop_task
-        jobs = [flight.job for flight in self._flights if flight.job is not None]
-        for job in jobs:
-            job.cancel()
-        await asyncio.gather(*jobs, return_exceptions=True)
-        self._flights.clear()
+        await self._driver.stop()
+        deliveries = list(self.deliveries)
+        for delivery in deliveries:
+            delivery.cancel()
+        await asyncio.gather(*deliveries, return_exceptions=True)
+        self.deliveries.clear()
         await self._store.flush()
         await self._store.close()
         await self._dispatcher.close()
@@ -211,26 +162,70 @@ class Engine:
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
+    # ------------------------------------------------------------------ time
+
+    async def run_until_idle(self) -> None:
+        """Dispatch everything due, wait for those deliveries, jump the virtual clock to the
+        next due instant, and repeat until no task is left to run."""
+        await self._driver.run_until_idle()
+
+    async def advance(self, delta: timedelta) -> None:
+        """Move the virtual clock forward by ``delta``, doing on the way everything that falls
+        due, in order."""
+        await self._driver.advance(delta)
+
+    # pump(), next_wakeup() and deliveries are what the driver sees of the engine
+    # (``driving.Schedule``).
+
+    def next_wakeup(self) -> datetime | None:
+        """The next instant at which the engine has something to do, if any."""
+        now = self._clock.now()
+        earliest = self._deadlines.earliest()
+        for runtime in self._queues.values():
+            when = runtime.wakeup(now)
+            if when is not None and (earliest is None or when < earliest):
+                earliest = when
+        return earliest
+
+    def pump(self) -> None:
+        """Time out the attempts past their deadline, forget expired tombstones and start
+        every attempt that is due."""
+        now = self._clock.now()
+        # Popped first, then finished: a finished attempt starts the next ones, whose
+        # deadlines are at least 15 s away, so none of them is expired now.
+        for flight in self._deadlines.pop_expired(now):
+            delivery = flight.delivery
+            timeout = DispatchResult(status=None, error="DEADLINE_EXCEEDED")
+            self._finish(flight, timeout, now, expired=True)
+            if delivery is not None:
+                delivery.cancel()
+        self._tombstones.expire(now)
+        for runtime in list(self._queues.values()):
+            self._pump_queue(runtime, now)
+
+    def _kick(self, runtime: QueueRuntime, now: datetime | None = None) -> None:
+        """Something changed in a queue: while time passes, dispatch right away, and let a
+        sleeping driver know if the queue now needs it sooner."""
+        if not self._driver.running:
+            return
+        if now is None:
+            now = self._clock.now()
+        self._pump_queue(runtime, now)
+        if self._driver.sleeping:
+            self._driver.wake_by(runtime.wakeup(now))
+
+    def _pump_queue(self, runtime: QueueRuntime, now: datetime) -> None:
+        if runtime.record.state is QueueState.RUNNING:
+            runtime.start_due(now, self._start_attempt)
+
     # ------------------------------------------------------------------ queues
 
-    def _runtime_for(self, record: QueueRecord, now: datetime) -> _QueueRuntime:
-        rate = record.rate_limits
-        bucket = TokenBucket(rate.max_dispatches_per_second, rate.max_burst_size, now)
-        return _QueueRuntime(record=record, bucket=bucket)
-
-    def _existing(self, name: str, message: str = QUEUE_MISSING) -> _QueueRuntime:
+    def _existing(self, name: str, message: str = QUEUE_MISSING) -> QueueRuntime:
         split_queue_name(name)
         runtime = self._queues.get(name)
         if runtime is None:
             raise NotFound(message, resource="queue")
         return runtime
-
-    def _check_queue_tombstone(self, name: str, now: datetime) -> None:
-        until = self._queue_tombstones.get(name)
-        if until is not None:
-            if until > now:
-                raise FailedPrecondition(QUEUE_TOMBSTONED, resource="queue")
-            del self._queue_tombstones[name]
 
     async def create_queue(self, spec: QueueSpec) -> QueueRecord:
         spec = _copy_spec(spec)
@@ -239,47 +234,29 @@ class Engine:
         now = self._clock.now()
         if spec.name in self._queues:
             raise AlreadyExists(QUEUE_EXISTS, resource="queue")
-        self._check_queue_tombstone(spec.name, now)
+        self._tombstones.check_queue(spec.name, now)
         record = QueueRecord(spec.name, spec.rate_limits, spec.retry_config)
-        self._queues[spec.name] = self._runtime_for(record, now)
+        self._queues[spec.name] = QueueRuntime(record, now)
         self._store.put_queue(record)
         await self._store.flush()
         self._emit(EventKind.QUEUE_CREATED, record.short_id)
         return record
 
-    async def update_queue(
-        self, spec: QueueSpec, fields: Iterable[str] | None = None
-    ) -> QueueRecord:
-        """UpdateQueue: an upsert. ``fields`` are dotted paths (``rate_limits.max_...``) to
-        copy from ``spec``; None or empty means every field."""
-        chosen = set(fields) if fields else set(QUEUE_FIELDS)
-        unknown = chosen - QUEUE_FIELDS - {"rate_limits", "retry_config"}
-        if unknown:
-            raise InvalidArgument(f"Unknown field(s) in update_mask: {', '.join(sorted(unknown))}")
+    async def update_queue(self, spec: QueueSpec) -> QueueRecord:
+        """UpdateQueue: ``spec`` replaces every settable field (zeros take the defaults); a
+        missing queue is created (an upsert). The state never changes here."""
         split_queue_name(spec.name)
         runtime = self._queues.get(spec.name)
         if runtime is None:
-            created = _copy_spec(spec)
-            if fields:
-                created = _masked(QueueSpec(spec.name), spec, chosen)
-            return await self.create_queue(created)
-        merged = _masked(
-            QueueSpec(
-                spec.name,
-                replace(runtime.record.rate_limits),
-                replace(runtime.record.retry_config),
-            ),
-            spec,
-            chosen,
-        )
+            return await self.create_queue(spec)
+        merged = _copy_spec(spec)
         apply_queue_defaults(merged)
         validate_queue_spec(merged)
         record = runtime.record
         record.rate_limits = merged.rate_limits
         record.retry_config = merged.retry_config
         now = self._clock.now()
-        rate = record.rate_limits
-        runtime.bucket.reconfigure(rate.max_dispatches_per_second, rate.max_burst_size, now)
+        runtime.reconfigure(now)
         self._store.put_queue(record)
         await self._store.flush()
         self._emit(EventKind.QUEUE_UPDATED, record.short_id)
@@ -297,29 +274,15 @@ class Engine:
         )
 
     def queue_stats(self, name: str) -> QueueStats:
-        runtime = self._existing(name)
-        now = self._clock.now()
-        self._forget_old_completions(runtime, now)
-        oldest = min((task.schedule_time for task in runtime.tasks.values()), default=None)
-        running = runtime.record.state is QueueState.RUNNING
-        return QueueStats(
-            tasks_count=len(runtime.tasks),
-            oldest_estimated_arrival_time=oldest,
-            executed_last_minute_count=len(runtime.finished),
-            concurrent_dispatches_count=runtime.in_flight,
-            effective_execution_rate=(
-                runtime.record.rate_limits.max_dispatches_per_second if running else 0.0
-            ),
-        )
+        return self._existing(name).stats(self._clock.now())
 
     async def delete_queue(self, name: str) -> None:
         runtime = self._existing(name, ENTITY_MISSING)
         now = self._clock.now()
         del self._queues[name]
-        until = now + self._queue_tombstone_ttl
-        self._queue_tombstones[name] = until
+        until = self._tombstones.bury_queue(name, now)
         for task in runtime.tasks.values():
-            self._store.remove_task(task.name, now + self._task_tombstone_ttl)
+            self._store.remove_task(task.name, now + self._tombstones.task_ttl)
         runtime.tasks.clear()
         runtime.heap.clear()
         self._store.remove_queue(name, until)
@@ -327,20 +290,18 @@ class Engine:
         self._emit(EventKind.QUEUE_DELETED, runtime.record.short_id)
 
     async def pause_queue(self, name: str) -> QueueRecord:
-        runtime = self._existing(name)
-        runtime.record.state = QueueState.PAUSED
-        self._store.put_queue(runtime.record)
-        await self._store.flush()
-        self._emit(EventKind.QUEUE_PAUSED, runtime.record.short_id)
-        return runtime.record
+        return await self._set_state(name, QueueState.PAUSED, EventKind.QUEUE_PAUSED)
 
     async def resume_queue(self, name: str) -> QueueRecord:
+        return await self._set_state(name, QueueState.RUNNING, EventKind.QUEUE_RESUMED)
+
+    async def _set_state(self, name: str, state: QueueState, kind: EventKind) -> QueueRecord:
         runtime = self._existing(name)
-        runtime.record.state = QueueState.RUNNING
+        runtime.record.state = state
         self._store.put_queue(runtime.record)
         await self._store.flush()
-        self._emit(EventKind.QUEUE_RESUMED, runtime.record.short_id)
-        self._kick(runtime)
+        self._emit(kind, runtime.record.short_id)
+        self._kick(runtime)  # resuming may let tasks go at once; a paused queue starts none
         return runtime.record
 
     async def purge_queue(self, name: str) -> QueueRecord:
@@ -374,7 +335,7 @@ class Engine:
                     f"name in the named task ('{task_queue}')."
                 )
             name = spec.name
-            if name in runtime.tasks or self._tombstoned(name, now):
+            if name in runtime.tasks or self._tombstones.is_buried(name, now):
                 raise AlreadyExists(TASK_EXISTS, resource="task")
         else:
             name = f"{queue}/tasks/{self._new_task_id()}"
@@ -400,24 +361,25 @@ class Engine:
         self._emit(EventKind.TASK_CREATED, runtime.record.short_id, task.short_id)
         purge_time = runtime.record.purge_time
         if purge_time is not None and task.create_time <= purge_time:
-            # Created in the purge's second: Cloud Tasks purges it too (facts §2.5, §9.4).
+            # Created in the purge's second: Cloud Tasks compares whole-second create times
+            # with the purge time, so it purges this task too.
             self._forget(task, now)
             self._emit(EventKind.TASK_PURGED, runtime.record.short_id, task.short_id)
             await self._store.flush()
             return task
         runtime.tasks[name] = task
-        self._push(runtime, task)
+        runtime.push(task)
         self._store.put_task(task)
         await self._store.flush()
         self._kick(runtime)
         return task
 
-    def _task_location(self, name: str) -> tuple[_QueueRuntime, TaskRecord]:
+    def _task_location(self, name: str) -> tuple[QueueRuntime, TaskRecord]:
         queue, _ = split_task_name(name)
         runtime = self._existing(queue)
         task = runtime.tasks.get(name)
         if task is None:
-            if self._tombstoned(name, self._clock.now()):
+            if self._tombstones.is_buried(name, self._clock.now()):
                 raise NotFound(TASK_TOMBSTONED, resource="task")
             raise NotFound(ENTITY_MISSING, resource="task")
         return runtime, task
@@ -428,206 +390,31 @@ class Engine:
     def list_tasks(self, queue: str) -> list[TaskRecord]:
         return list(self._existing(queue).tasks.values())
 
-    async def delete_task(self, name: str) -> None:
+    def _live_task(self, name: str) -> tuple[QueueRuntime, TaskRecord]:
+        """DeleteTask's and RunTask's lookup: NOT_FOUND without the tombstone message."""
         queue, _ = split_task_name(name)
         runtime = self._existing(queue, ENTITY_MISSING)
         task = runtime.tasks.get(name)
         if task is None:
             raise NotFound(ENTITY_MISSING, resource="task")
+        return runtime, task
+
+    async def delete_task(self, name: str) -> None:
+        runtime, task = self._live_task(name)
         self._drop(runtime, task, EventKind.TASK_DELETED, self._clock.now())
         await self._store.flush()
 
     async def run_task(self, name: str) -> TaskRecord:
         """Dispatch now, ignoring pause, rate limits and any attempt already in flight. The
         attempt counts like any other (dispatch count, RetryCount header, max_attempts)."""
-        queue, _ = split_task_name(name)
-        runtime = self._existing(queue, ENTITY_MISSING)
-        task = runtime.tasks.get(name)
-        if task is None:
-            raise NotFound(ENTITY_MISSING, resource="task")
+        runtime, task = self._live_task(name)
         task.generation += 1  # its heap entry is void: it must not run again at schedule time
         self._start_attempt(runtime, task, self._clock.now())
         return task
 
-    # ------------------------------------------------------------------ time
+    # ------------------------------------------------------------------ attempts
 
-    def next_wakeup(self) -> datetime | None:
-        """The next instant at which the engine has something to do, if any."""
-        now = self._clock.now()
-        candidates = [self._queue_wakeup(runtime, now) for runtime in self._queues.values()]
-        self._prune_deadlines()
-        if self._deadlines:
-            candidates.append(self._deadlines[0][2].deadline)
-        return min((when for when in candidates if when is not None), default=None)
-
-    def _queue_wakeup(self, runtime: _QueueRuntime, now: datetime) -> datetime | None:
-        """When this queue can dispatch next, or None if only a completion or a change can
-        make it (paused, at its concurrency cap, or empty)."""
-        if runtime.record.state is not QueueState.RUNNING:
-            return None
-        if runtime.in_flight >= runtime.record.rate_limits.max_concurrent_dispatches:
-            return None
-        top = self._top(runtime)
-        if top is None:
-            return None
-        due = top.schedule_time if top.schedule_time > now else now
-        return max(due, runtime.bucket.next_token_time(now))
-
-    async def run_until_idle(self) -> None:
-        """Dispatch everything due, wait for those deliveries, jump the virtual clock to the
-        next due instant, and repeat until no task is left to run."""
-        clock = self._steppable()
-        self._driving += 1
-        try:
-            while True:
-                await self._settle(horizon=None)
-                upcoming = self.next_wakeup()
-                if upcoming is None:
-                    return
-                clock.advance_to(upcoming)
-        finally:
-            self._driving -= 1
-
-    async def advance(self, delta: timedelta) -> None:
-        """Move the virtual clock forward by ``delta``, doing on the way everything that falls
-        due, in order."""
-        clock = self._steppable()
-        target = clock.now() + delta
-        self._driving += 1
-        try:
-            while True:
-                await self._settle(horizon=target)
-                upcoming = self.next_wakeup()
-                if upcoming is None or upcoming > target:
-                    break
-                clock.advance_to(upcoming)
-            if clock.now() < target:
-                clock.advance_to(target)
-                await self._settle(horizon=target)
-        finally:
-            self._driving -= 1
-
-    def _steppable(self) -> SteppableClock:
-        if self._stepper is None:
-            raise TypeError("run_until_idle() and advance() need a virtual (steppable) clock")
-        return self._stepper
-
-    async def _settle(self, horizon: datetime | None) -> None:
-        """Pump until nothing is due now and no delivery is running, jumping virtual time
-        only when every running delivery is parked on the clock (a handler that 'takes'
-        virtual time) and the jump stays within ``horizon``."""
-        clock = self._steppable()
-        self._pump()
-        spins = 0
-        while self._flights:
-            if spins < _SETTLE_SPINS:
-                # In-process handlers finish or park within a few loop turns. Completions
-                # pump their own queue, so nothing else becomes due while time stands still.
-                spins += 1
-                await asyncio.sleep(0)
-                continue
-            spins = 0
-            parked = clock.parked()
-            if all(f.job is not None and f.job in parked for f in self._flights):
-                wakes = [parked[f.job] for f in self._flights if f.job is not None]
-                upcoming = self.next_wakeup()
-                target = min([*wakes, upcoming] if upcoming is not None else wakes)
-                if horizon is not None and target > horizon:
-                    return
-                clock.advance_to(max(target, clock.now()))
-                self._pump()
-                continue
-            self._progress.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._progress.wait(), _SETTLE_POLL_SECONDS)
-
-    async def _run(self) -> None:
-        """Real-clock driver: sleep until the next due instant unless woken earlier.
-
-        Non-steppable clocks flow with the wall clock, so the sleep is a loop timer rather
-        than a task per wait: completions and creations happen thousands of times a second
-        and must not each cost a wake-up.
-        """
-        loop = asyncio.get_running_loop()
-        while True:
-            self._pump()
-            upcoming = self.next_wakeup()
-            alarm: asyncio.Future[None] = loop.create_future()
-            self._alarm, self._sleeping_until = alarm, upcoming
-            timer = None
-            if upcoming is not None:
-                delay = max(0.0, (upcoming - self._clock.now()).total_seconds())
-                timer = loop.call_later(delay, self._ring, alarm)
-            try:
-                await alarm
-            finally:
-                if timer is not None:
-                    timer.cancel()
-                self._alarm = None
-
-    @staticmethod
-    def _ring(alarm: asyncio.Future[None]) -> None:
-        if not alarm.done():
-            alarm.set_result(None)
-
-    def _wake_by(self, when: datetime | None) -> None:
-        """Make the real-clock driver look again no later than ``when``."""
-        alarm = self._alarm
-        if alarm is None or when is None:
-            return
-        if self._sleeping_until is None or when < self._sleeping_until:
-            self._ring(alarm)
-
-    def _kick(self, runtime: _QueueRuntime, now: datetime | None = None) -> None:
-        """Something changed in a queue: dispatch right away if time is flowing, and let the
-        real-clock driver know if the queue now needs it sooner."""
-        if self._manual and not self._driving:
-            return
-        if now is None:
-            now = self._clock.now()
-        self._pump_queue(runtime, now)
-        if self._alarm is not None:
-            self._wake_by(self._queue_wakeup(runtime, now))
-
-    # ------------------------------------------------------------------ dispatching
-
-    def _pump(self) -> None:
-        now = self._clock.now()
-        self._expire_deadlines(now)
-        self._expire_tombstones(now)
-        for runtime in list(self._queues.values()):
-            self._pump_queue(runtime, now)
-
-    def _pump_queue(self, runtime: _QueueRuntime, now: datetime) -> None:
-        if runtime.record.state is not QueueState.RUNNING:
-            return
-        cap = runtime.record.rate_limits.max_concurrent_dispatches
-        now_us = _micros(now)
-        heap = runtime.heap
-        while heap and runtime.in_flight < cap:
-            due_us, _, generation, task = heap[0]
-            if task.generation != generation or runtime.tasks.get(task.name) is not task:
-                heapq.heappop(heap)
-                continue
-            if due_us > now_us or not runtime.bucket.try_take(now):
-                return
-            heapq.heappop(heap)
-            self._start_attempt(runtime, task, now)
-
-    def _top(self, runtime: _QueueRuntime) -> TaskRecord | None:
-        heap = runtime.heap
-        while heap:
-            _, _, generation, task = heap[0]
-            if task.generation == generation and runtime.tasks.get(task.name) is task:
-                return task
-            heapq.heappop(heap)
-        return None
-
-    def _push(self, runtime: _QueueRuntime, task: TaskRecord) -> None:
-        entry = (_micros(task.schedule_time), next(self._seq), task.generation, task)
-        heapq.heappush(runtime.heap, entry)
-
-    def _start_attempt(self, runtime: _QueueRuntime, task: TaskRecord, now: datetime) -> None:
+    def _start_attempt(self, runtime: QueueRuntime, task: TaskRecord, now: datetime) -> None:
         queue_id = runtime.record.short_id
         headers = attempt_headers(queue_id, task)
         oidc = task.http_request.oidc_token
@@ -652,14 +439,16 @@ class Engine:
             deadline=task.dispatch_deadline,
         )
         flight = _Flight(runtime, task, attempt, task.dispatch_count, now + task.dispatch_deadline)
-        self._flights.add(flight)
-        heapq.heappush(self._deadlines, (_micros(flight.deadline), next(self._seq), flight))
+        self._deadlines.push(flight)
         self._store.put_task(task)
         self._emit(
             EventKind.TASK_DISPATCHED, queue_id, task.short_id, attempt=flight.number, now=now
         )
-        flight.job = asyncio.get_running_loop().create_task(self._deliver(flight, request))
-        self._wake_by(flight.deadline)
+        delivery = asyncio.get_running_loop().create_task(self._deliver(flight, request))
+        if not flight.done:  # an eager task factory may have run the delivery to its end
+            flight.delivery = delivery
+            self.deliveries[delivery] = flight
+        self._driver.wake_by(flight.deadline)
 
     async def _deliver(self, flight: _Flight, request: DispatchRequest) -> None:
         try:
@@ -673,62 +462,22 @@ class Engine:
         if not flight.done:
             self._finish(flight, result, self._clock.now())
 
-    def _prune_deadlines(self) -> None:
-        """Finished attempts leave their deadline entry behind (a heap cannot remove from the
-        middle): drop them from the top, and rebuild once they are most of the heap, so
-        memory stays flat however many tasks pass through."""
-        deadlines = self._deadlines
-        while deadlines and deadlines[0][2].done:
-            heapq.heappop(deadlines)
-            self._finished_deadlines -= 1
-        if self._finished_deadlines > 64 and self._finished_deadlines * 2 > len(deadlines):
-            self._deadlines = [entry for entry in deadlines if not entry[2].done]
-            heapq.heapify(self._deadlines)
-            self._finished_deadlines = 0
-
-    def _expire_deadlines(self, now: datetime) -> None:
-        now_us = _micros(now)
-        while self._deadlines and self._deadlines[0][0] <= now_us:
-            _, _, flight = heapq.heappop(self._deadlines)
-            if flight.done:
-                self._finished_deadlines -= 1
-                continue
-            job = flight.job
-            timeout = DispatchResult(status=None, error="DEADLINE_EXCEEDED")
-            self._finish(flight, timeout, now, expired=True)
-            if job is not None:
-                job.cancel()
-
     def _finish(
         self, flight: _Flight, result: DispatchResult, now: datetime, *, expired: bool = False
     ) -> None:
         """Record an attempt's outcome and decide the task's fate."""
         flight.done = True
-        flight.job = None
-        self._flights.discard(flight)
+        if flight.delivery is not None:
+            del self.deliveries[flight.delivery]
+            flight.delivery = None
         if not expired:  # an expired deadline's entry has already left the heap
-            self._finished_deadlines += 1
-            self._prune_deadlines()
+            self._deadlines.finished()
         runtime, task, attempt = flight.queue, flight.task, flight.attempt
         runtime.in_flight -= 1
         task.in_flight -= 1
-        runtime.finished.append(now)
-        self._forget_old_completions(runtime, now)
+        runtime.note_completion(now)
+        _record_outcome(task, attempt, result, now)
         status = result.status
-        attempt.response_time = now
-        attempt.http_status = status
-        if status is not None:
-            attempt.response_code = rules.rpc_code_for_http_status(status)
-            attempt.response_message = f"HTTP {status}"
-            task.response_count += 1
-            if status < 500:
-                task.execution_count += 1
-        elif result.error == "DEADLINE_EXCEEDED":
-            attempt.response_code = rules.RPC_DEADLINE_EXCEEDED
-            attempt.response_message = "DEADLINE_EXCEEDED"
-        else:
-            attempt.response_code = rules.RPC_UNAVAILABLE
-            attempt.response_message = result.error
         queue_id = runtime.record.short_id
         alive = self._queues.get(runtime.record.name) is runtime and (
             runtime.tasks.get(task.name) is task
@@ -751,12 +500,13 @@ class Engine:
             )
             if alive and task.in_flight == 0:
                 self._after_failure(runtime, task, result, now)
-        self._progress.set()
+        self._driver.note_progress()
         self._kick(runtime, now)
 
     def _after_failure(
-        self, runtime: _QueueRuntime, task: TaskRecord, result: DispatchResult, now: datetime
+        self, runtime: QueueRuntime, task: TaskRecord, result: DispatchResult, now: datetime
     ) -> None:
+        """The retry decision: give up when both limits are met, else back off."""
         retry = runtime.record.retry_config
         first = task.first_attempt.dispatch_time if task.first_attempt else None
         if rules.retries_exhausted(
@@ -780,12 +530,12 @@ class Engine:
             max_backoff=retry.max_backoff,
             max_doublings=retry.max_doublings,
         )
-        retry_after = _retry_after(result)
+        retry_after = rules.retry_after(result.status, result.headers)
         if retry_after is not None:
             delay = max(delay, retry_after)
         task.schedule_time = now + delay
         task.generation += 1
-        self._push(runtime, task)
+        runtime.push(task)
         self._store.put_task(task)
         self._emit(
             EventKind.RETRY_SCHEDULED,
@@ -797,7 +547,7 @@ class Engine:
 
     # ------------------------------------------------------------------ bookkeeping
 
-    def _remove(self, runtime: _QueueRuntime, task: TaskRecord, now: datetime) -> None:
+    def _remove(self, runtime: QueueRuntime, task: TaskRecord, now: datetime) -> None:
         del runtime.tasks[task.name]
         self._forget(task, now)
 
@@ -805,37 +555,15 @@ class Engine:
         """Drop a finished task from the store; a name the client chose stays reserved for
         the tombstone TTL (dedup does not apply to generated ids)."""
         if task.named:
-            self._bury(task.name, now)
+            self._store.remove_task(task.name, self._tombstones.bury(task.name, now))
         else:
             self._store.remove_task(task.name, None)
 
     def _drop(
-        self, runtime: _QueueRuntime, task: TaskRecord, kind: EventKind, now: datetime
+        self, runtime: QueueRuntime, task: TaskRecord, kind: EventKind, now: datetime
     ) -> None:
         self._remove(runtime, task, now)
         self._emit(kind, runtime.record.short_id, task.short_id)
-
-    def _bury(self, name: str, now: datetime) -> None:
-        until = now + self._task_tombstone_ttl
-        self._task_tombstones[name] = until
-        self._tombstone_order.append((until, name))
-        self._store.remove_task(name, until)
-
-    def _tombstoned(self, name: str, now: datetime) -> bool:
-        until = self._task_tombstones.get(name)
-        return until is not None and until > now
-
-    def _expire_tombstones(self, now: datetime) -> None:
-        order = self._tombstone_order
-        while order and order[0][0] <= now:
-            until, name = order.popleft()
-            if self._task_tombstones.get(name) == until:
-                del self._task_tombstones[name]
-
-    def _forget_old_completions(self, runtime: _QueueRuntime, now: datetime) -> None:
-        horizon = now - _MINUTE
-        while runtime.finished and runtime.finished[0] < horizon:
-            runtime.finished.popleft()
 
     def _emit(
         self,
@@ -853,34 +581,27 @@ class Engine:
         self.events.emit(Event(when, kind, queue, task, attempt, status, retry_at, detail))
 
 
-def _retry_after(result: DispatchResult) -> timedelta | None:
-    """``Retry-After`` in seconds on a 429/503 is honoured as a lower bound on the backoff."""
-    if result.status not in (429, 503):
-        return None
-    for name, value in result.headers.items():
-        if name.lower() == "retry-after":
-            with contextlib.suppress(ValueError):
-                return timedelta(seconds=max(0, int(value)))
-    return None
+def _record_outcome(
+    task: TaskRecord, attempt: Attempt, result: DispatchResult, now: datetime
+) -> None:
+    """The attempt's response fields and the task's counters, from the dispatch result."""
+    status = result.status
+    attempt.response_time = now
+    attempt.http_status = status
+    if status is not None:
+        attempt.response_code = rules.rpc_code_for_http_status(status)
+        attempt.response_message = f"HTTP {status}"
+        task.response_count += 1
+        if status < 500:
+            task.execution_count += 1
+    elif result.error == "DEADLINE_EXCEEDED":
+        attempt.response_code = rules.RPC_DEADLINE_EXCEEDED
+        attempt.response_message = "DEADLINE_EXCEEDED"
+    else:
+        attempt.response_code = rules.RPC_UNAVAILABLE
+        attempt.response_message = result.error
 
 
 def _copy_spec(spec: QueueSpec) -> QueueSpec:
+    """The engine keeps its own copy: defaults are applied in place."""
     return QueueSpec(spec.name, replace(spec.rate_limits), replace(spec.retry_config))
-
-
-def _masked(base: QueueSpec, source: QueueSpec, fields: set[str]) -> QueueSpec:
-    """``base`` with the masked fields taken from ``source``."""
-    for path in fields:
-        group, _, attribute = path.partition(".")
-        parts: list[tuple[Any, Any]] = []
-        if group == "rate_limits":
-            parts.append((base.rate_limits, source.rate_limits))
-        elif group == "retry_config":
-            parts.append((base.retry_config, source.retry_config))
-        for target, origin in parts:
-            if attribute:
-                setattr(target, attribute, getattr(origin, attribute))
-            else:
-                for name in type(origin).__slots__:
-                    setattr(target, name, getattr(origin, name))
-    return base

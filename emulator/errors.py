@@ -1,7 +1,7 @@
 """Errors the emulator answers with: a gRPC status code name and Cloud Tasks' own message.
 
-The messages are the ones recorded from real Cloud Tasks (facts §1, §2, §5) so that a client
-that matches on them behaves the same against the emulator as against Google.
+The messages are the ones real Cloud Tasks answers with, word for word, so that a client that
+matches on them behaves the same against the emulator as against Google.
 """
 
 from __future__ import annotations
@@ -72,12 +72,6 @@ class Aborted(EmulatorError):
     """A concurrent change won (SetIamPolicy with a stale etag)."""
 
     code = "ABORTED"
-
-
-class Unimplemented(EmulatorError):
-    """An RPC or feature Cloud Tasks has that the emulator does not model."""
-
-    code = "UNIMPLEMENTED"
 
 
 RESOURCE_TYPES: Final = {

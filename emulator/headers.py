@@ -1,5 +1,5 @@
 """The request Cloud Tasks sends for one attempt: the caller's headers plus the
-``X-CloudTasks-*`` set (facts §4.4-4.5)."""
+``X-CloudTasks-*`` set, with the counters Cloud Tasks documents for HTTP targets."""
 
 from __future__ import annotations
 

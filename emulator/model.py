@@ -12,7 +12,8 @@ from emulator import rules
 
 
 class QueueState(enum.IntEnum):
-    """Values match ``google.cloud.tasks.v2.Queue.State``."""
+    """``google.cloud.tasks.v2.Queue.State`` without UNSPECIFIED, spelt out so that this
+    module imports no generated code (``emulator.conversions`` checks that they agree)."""
 
     RUNNING = 1
     PAUSED = 2

@@ -15,36 +15,22 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
+import grpc
 from aiohttp import web
+from google.api_core.exceptions import exception_class_for_grpc_status
 from google.cloud import tasks_v2, tasks_v2beta3
 from google.cloud.location import locations_pb2
 from google.iam.v1 import iam_policy_pb2
 from google.protobuf import json_format
+from google.rpc import code_pb2, status_pb2
 
-from emulator.errors import EmulatorError
+from emulator.errors import EmulatorError, InvalidArgument, NotFound, rpc_status_of
 from emulator.oidc import OidcIssuer
 from emulator.service import CloudTasksService
 
 log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES: Final = 32 * 1024 * 1024  # oversized tasks must reach validation
-HTTP_STATUS: Final = {
-    "INVALID_ARGUMENT": 400,
-    "FAILED_PRECONDITION": 400,
-    "OUT_OF_RANGE": 400,
-    "UNAUTHENTICATED": 401,
-    "PERMISSION_DENIED": 403,
-    "NOT_FOUND": 404,
-    "ALREADY_EXISTS": 409,
-    "ABORTED": 409,
-    "RESOURCE_EXHAUSTED": 429,
-    "CANCELLED": 499,
-    "INTERNAL": 500,
-    "UNKNOWN": 500,
-    "UNIMPLEMENTED": 501,
-    "UNAVAILABLE": 503,
-    "DEADLINE_EXCEEDED": 504,
-}
 
 _P = r"projects/[^/:]+"
 _L = _P + r"/locations/[^/:]+"
@@ -113,10 +99,33 @@ BETA_ROUTES: Final[list[Route]] = [
 ]
 
 
-def error_response(code: str, message: str) -> web.Response:
-    status = HTTP_STATUS.get(code, 500)
-    body = {"error": {"code": status, "message": message, "status": code}}
-    return web.json_response(body, status=status)
+def http_status(code: int) -> int:
+    """The HTTP status Google's REST APIs answer for a google.rpc code (api_core's table;
+    500 for the codes it maps to none: UNKNOWN, DATA_LOSS)."""
+    exception = exception_class_for_grpc_status(  # type: ignore[no-untyped-call]
+        grpc.StatusCode[code_pb2.Code.Name(code)]
+    )
+    status: int | None = exception.code
+    return status or 500
+
+
+def error_response(status: status_pb2.Status) -> web.Response:
+    """Google's JSON error shape, carrying the same details as the gRPC face's status
+    (a ResourceInfo naming the kind of resource, Help links)."""
+    code = http_status(status.code)
+    body = {
+        "error": {
+            "code": code,
+            "message": status.message,
+            "status": code_pb2.Code.Name(status.code),
+            "details": [json_format.MessageToDict(detail) for detail in status.details],
+        }
+    }
+    return web.json_response(body, status=code)
+
+
+def error_of(error: EmulatorError) -> web.Response:
+    return error_response(rpc_status_of(error))
 
 
 def _query_dict(request_class: Any, query: Any) -> dict[str, Any]:
@@ -168,9 +177,7 @@ class RestGateway:
             if match is None:
                 continue
             return await self._call(route, match["r"], request)
-        return error_response(
-            "NOT_FOUND", f"No Cloud Tasks REST method {request.method} {request.path}."
-        )
+        return error_of(NotFound(f"No Cloud Tasks REST method {request.method} {request.path}."))
 
     async def handle_beta(self, request: web.Request) -> web.Response:
         return await self.handle(request, BETA_ROUTES)
@@ -187,16 +194,18 @@ class RestGateway:
                     target = message if route.body == "*" else getattr(message, route.body)
                     json_format.Parse(raw, target, ignore_unknown_fields=True)
         except (json_format.ParseError, ValueError, UnicodeDecodeError) as error:
-            return error_response("INVALID_ARGUMENT", f"Invalid JSON payload: {error}")
+            return error_of(InvalidArgument(f"Invalid JSON payload: {error}"))
         _set_path(message, route.path_field, resource)
         call: Callable[[Any], Awaitable[Any]] = getattr(self.service, route.rpc)
         try:
             reply = await call(message)
         except EmulatorError as error:
-            return error_response(error.code, error.message)
+            return error_of(error)
         except Exception:  # one bad request must not take the server down
             log.exception("internal error in REST %s", route.rpc)
-            return error_response("INTERNAL", "Internal error.")
+            return error_response(
+                status_pb2.Status(code=code_pb2.INTERNAL, message="Internal error.")
+            )
         # Google's clients ask ``$alt=json;enum-encoding=int``: enums as numbers, not names.
         numeric = "enum-encoding=int" in request.query.get("$alt", "")
         text = json_format.MessageToJson(reply, indent=None, use_integers_for_enums=numeric)
@@ -204,13 +213,13 @@ class RestGateway:
 
     async def discovery(self, request: web.Request) -> web.Response:
         if self.issuer is None:
-            return error_response("NOT_FOUND", "OIDC is not enabled.")
+            return error_of(NotFound("OIDC is not enabled."))
         base = f"{request.scheme}://{request.host}"
         return web.json_response(self.issuer.discovery(base))
 
     async def jwks(self, request: web.Request) -> web.Response:
         if self.issuer is None:
-            return error_response("NOT_FOUND", "OIDC is not enabled.")
+            return error_of(NotFound("OIDC is not enabled."))
         return web.Response(text=json.dumps(self.issuer.jwks()), content_type="application/json")
 
 

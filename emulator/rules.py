@@ -1,16 +1,20 @@
 """Cloud Tasks' published rules as pure functions: defaults, limits, backoff, the stop rule.
 
-Everything here is a transcription of ``shared/cloud-tasks-facts.md``; keeping the rules free of
-I/O lets the tests pin them to the documented sequences without a queue in sight.
+Each value is the one Cloud Tasks v2 documents or was observed to use; keeping the rules free
+of I/O lets the tests pin them to the documented sequences without a queue in sight.
 """
 
 from __future__ import annotations
 
 import math
 import re
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 
-# Queue defaults observed on real Cloud Tasks (facts §2.2, §2.3, §9.1).
+from google.rpc import code_pb2
+
+# Queue defaults: what Cloud Tasks' documentation shows for a queue created without them
+# (the server picks the rate when it is unset; 500/s is what it picks).
 DEFAULT_MAX_DISPATCHES_PER_SECOND = 500.0
 DEFAULT_MAX_CONCURRENT_DISPATCHES = 1000
 DEFAULT_MAX_ATTEMPTS = 100
@@ -19,10 +23,12 @@ DEFAULT_MAX_BACKOFF = timedelta(seconds=3600)
 DEFAULT_MAX_DOUBLINGS = 16
 DEFAULT_MAX_RETRY_DURATION = timedelta(0)
 
-# System limits (facts §6).
+# System limits from Cloud Tasks' quotas page and the v2 proto.
 MAX_DISPATCHES_PER_SECOND = 500.0
 MAX_CONCURRENT_DISPATCHES = 5000
-MAX_TASK_SIZE = 1_048_569  # bytes of the stored task, 1 MiB - 7 (facts §3.4)
+# Bytes of the stored task proto, 1 MiB - 7: the boundary a probe of the real service found
+# (the proto's "100KB" is out of date since the 1 MB limit of 2021).
+MAX_TASK_SIZE = 1_048_569
 MAX_HEADERS_SIZE = 80 * 1024
 MAX_URL_LENGTH = 2083
 MAX_SCHEDULE_AHEAD = timedelta(days=30)
@@ -41,7 +47,8 @@ QUEUE_NAME_RE = re.compile(
 )
 QUEUE_PARENT_RE = re.compile(r"^projects/[A-Za-z0-9:.\-]+/locations/[A-Za-z0-9\-]+$")
 TASK_ID_RE = re.compile(r"^[A-Za-z0-9_\-]{1,500}$")
-BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})  # the only ones that may carry a body
+# tasks_v2.HttpMethod's names (emulator.conversions checks that they agree).
 HTTP_METHODS = frozenset({"POST", "GET", "HEAD", "PUT", "DELETE", "PATCH", "OPTIONS"})
 
 
@@ -98,46 +105,62 @@ def retries_exhausted(
 
 
 def truncate_to_second(when: datetime) -> datetime:
-    """``create_time`` is stored at whole seconds (facts §3.1); purge relies on it."""
+    """``create_time`` is output at whole seconds (the v2 proto says so); purge relies on
+    it."""
     return when.replace(microsecond=0)
-
-
-def truncate_to_micros(delta: timedelta) -> timedelta:
-    return timedelta(microseconds=delta // timedelta(microseconds=1))
 
 
 def is_success(status: int) -> bool:
     return 200 <= status <= 299
 
 
+# The standard google.rpc mapping of HTTP statuses (google/rpc/code.proto). Cloud Tasks does
+# not document which one it writes into an attempt's response_status; this is the table
+# every Google API uses.
 HTTP_TO_RPC_CODE: dict[int, int] = {
-    400: 3,  # INVALID_ARGUMENT
-    401: 16,  # UNAUTHENTICATED
-    403: 7,  # PERMISSION_DENIED
-    404: 5,  # NOT_FOUND
-    409: 10,  # ABORTED
-    429: 8,  # RESOURCE_EXHAUSTED
-    499: 1,  # CANCELLED
-    500: 13,  # INTERNAL
-    501: 12,  # UNIMPLEMENTED
-    503: 14,  # UNAVAILABLE
-    504: 4,  # DEADLINE_EXCEEDED
+    400: code_pb2.INVALID_ARGUMENT,
+    401: code_pb2.UNAUTHENTICATED,
+    403: code_pb2.PERMISSION_DENIED,
+    404: code_pb2.NOT_FOUND,
+    409: code_pb2.ABORTED,
+    429: code_pb2.RESOURCE_EXHAUSTED,
+    499: code_pb2.CANCELLED,
+    500: code_pb2.INTERNAL,
+    501: code_pb2.UNIMPLEMENTED,
+    503: code_pb2.UNAVAILABLE,
+    504: code_pb2.DEADLINE_EXCEEDED,
 }
-RPC_DEADLINE_EXCEEDED = 4
-RPC_UNAVAILABLE = 14
-RPC_UNKNOWN = 2
-RPC_OK = 0
+RPC_OK: int = code_pb2.OK
+RPC_FAILED_PRECONDITION: int = code_pb2.FAILED_PRECONDITION  # any other 4xx
+RPC_UNKNOWN: int = code_pb2.UNKNOWN  # any other status
+# An attempt that got no HTTP response: timed out, or could not connect.
+RPC_DEADLINE_EXCEEDED: int = code_pb2.DEADLINE_EXCEEDED
+RPC_UNAVAILABLE: int = code_pb2.UNAVAILABLE
 
 
 def rpc_code_for_http_status(status: int) -> int:
-    """google.rpc mapping of an HTTP status (facts §3.1: the standard table, UNCONFIRMED)."""
+    """The google.rpc code of an attempt's HTTP status."""
     if is_success(status):
         return RPC_OK
     if status in HTTP_TO_RPC_CODE:
         return HTTP_TO_RPC_CODE[status]
     if 400 <= status < 500:
-        return 9  # FAILED_PRECONDITION
+        return RPC_FAILED_PRECONDITION
     return RPC_UNKNOWN
+
+
+def retry_after(status: int | None, headers: Mapping[str, str]) -> timedelta | None:
+    """``Retry-After`` in seconds on a 429/503, which Cloud Tasks says it considers: the
+    emulator honours it as a lower bound on the backoff."""
+    if status not in (429, 503):
+        return None
+    for name, value in headers.items():
+        if name.lower() == "retry-after":
+            try:
+                return timedelta(seconds=max(0, int(value)))
+            except ValueError:
+                continue  # not a number of seconds (an HTTP date is not honoured)
+    return None
 
 
 def format_eta(when: datetime) -> str:

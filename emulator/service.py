@@ -11,7 +11,7 @@ import base64
 import binascii
 import bisect
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Final
@@ -19,13 +19,13 @@ from typing import Any, Final
 from google.cloud import tasks_v2
 from google.cloud.location import locations_pb2
 from google.iam.v1 import iam_policy_pb2, policy_pb2
-from google.protobuf import empty_pb2
+from google.protobuf import empty_pb2, field_mask_pb2
 
 from emulator import conversions as conv
 from emulator import rules
 from emulator.engine import Engine
 from emulator.errors import Aborted, InvalidArgument, NotFound
-from emulator.model import QueueRecord, QueueSpec, QueueState
+from emulator.model import QueueRecord, QueueState, RateLimits, RetryConfig
 from emulator.validation import split_queue_name, validate_parent
 
 ListQueuesResponsePb: Final[Any] = tasks_v2.ListQueuesResponse.pb()
@@ -37,6 +37,30 @@ _LOCATION_RE = re.compile(
 )
 _FILTER_CLAUSE = re.compile(r"^\s*(?P<field>[A-Za-z_.]+)\s*(?P<op>!=|=|:)\s*(?P<value>.+?)\s*$")
 _AND = re.compile(r"\s+AND\s+", re.IGNORECASE)
+# A filter's state, by name or number.
+_FILTER_STATES: Final[dict[str, str]] = {state.name: state.name for state in QueueState} | {
+    str(state.value): state.name for state in QueueState
+}
+
+# UpdateQueue paths the engine applies. The other Queue fields are accepted and ignored:
+# output only (state, purge_time, rate_limits.max_burst_size) or not modelled (App Engine
+# routing, the queue-level HTTP target, logging). A whole group is replaced, as a path to a
+# message field means.
+SETTABLE_QUEUE_PATHS: Final = frozenset(
+    {
+        "rate_limits",
+        "rate_limits.max_dispatches_per_second",
+        "rate_limits.max_concurrent_dispatches",
+        "retry_config",
+        "retry_config.max_attempts",
+        "retry_config.max_retry_duration",
+        "retry_config.min_backoff",
+        "retry_config.max_backoff",
+        "retry_config.max_doublings",
+    }
+)
+# An empty update_mask means every field.
+_EVERY_FIELD: Final = ("rate_limits", "retry_config")
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,11 +71,7 @@ class _Clause:
 
     def matches(self, record: QueueRecord) -> bool:
         if self.field == "state":
-            actual = record.state.name
-            wanted = self.value.upper()
-            if wanted.isdigit():
-                wanted = QueueState(int(wanted)).name if int(wanted) in (1, 2, 3) else wanted
-            equal = actual == wanted
+            equal = record.state.name == _FILTER_STATES[self.value.upper()]
         else:  # name
             equal = self.value in record.name if self.op == ":" else record.name == self.value
         return not equal if self.op == "!=" else equal
@@ -69,14 +89,7 @@ def parse_queue_filter(text: str) -> Callable[[QueueRecord], bool]:
         if match is None or match["field"] not in ("state", "name"):
             raise InvalidArgument(f"Invalid filter: {text!r}. Supported: state and name.")
         value = match["value"].strip("\"'")
-        if match["field"] == "state" and value.upper() not in (
-            "RUNNING",
-            "PAUSED",
-            "DISABLED",
-            "1",
-            "2",
-            "3",
-        ):
+        if match["field"] == "state" and value.upper() not in _FILTER_STATES:
             raise InvalidArgument(f"Invalid filter: unknown queue state {value!r}.")
         clauses.append(_Clause(match["field"], match["op"], value))
     return lambda record: all(clause.matches(record) for clause in clauses)
@@ -204,18 +217,27 @@ class CloudTasksService:
         return conv.queue_to_pb(record)
 
     async def update_queue(self, request: Any) -> Any:
-        spec = conv.queue_spec_from_pb(request.queue)
-        split_queue_name(spec.name)
-        fields = conv.engine_mask_paths(list(request.update_mask.paths))
-        self.note_parent(spec.name.rsplit("/queues/", 1)[0])
-        if fields == []:
-            # Only output-only or unmodelled fields were named: nothing of ours changes, but
-            # UpdateQueue still creates a missing queue (it is an upsert).
-            try:
-                return conv.queue_to_pb(self.engine.get_queue(spec.name))
-            except NotFound:
-                return conv.queue_to_pb(await self.engine.create_queue(QueueSpec(spec.name)))
-        return conv.queue_to_pb(await self.engine.update_queue(spec, fields))
+        """An upsert: the masked fields of ``request.queue`` over the current queue, or over
+        a queue with every default when there is none; an empty mask means every field."""
+        name = request.queue.name
+        split_queue_name(name)
+        mask = request.update_mask
+        if not mask.IsValidForDescriptor(conv.QueuePb.DESCRIPTOR):
+            wrong = [path for path in mask.paths if not _names_a_queue_field(path)] or mask.paths
+            raise InvalidArgument(f"Invalid update_mask path {wrong[0]!r}: not a Queue field.")
+        paths = [path for path in mask.paths if path in SETTABLE_QUEUE_PATHS]
+        settable = field_mask_pb2.FieldMask(paths=paths if mask.paths else _EVERY_FIELD)
+        self.note_parent(name.rsplit("/queues/", 1)[0])
+        try:
+            current = conv.queue_to_pb(self.engine.get_queue(name))
+        except NotFound:
+            current = conv.queue_to_pb(QueueRecord(name, RateLimits(), RetryConfig()))
+        settable.MergeMessage(
+            _with_masked_groups(request.queue, settable.paths),
+            current,
+            replace_message_field=True,
+        )
+        return conv.queue_to_pb(await self.engine.update_queue(conv.queue_spec_from_pb(current)))
 
     async def delete_queue(self, request: Any) -> Any:
         await self.engine.delete_queue(request.name)
@@ -320,6 +342,30 @@ class CloudTasksService:
                 f'Invalid resource name "{request.name}": expected projects/*/locations/*.'
             )
         return _location(match["project"], match["location"])
+
+
+def _names_a_queue_field(path: str) -> bool:
+    one = field_mask_pb2.FieldMask(paths=[path])
+    return bool(one.IsValidForDescriptor(conv.QueuePb.DESCRIPTOR))
+
+
+def _with_masked_groups(queue: Any, paths: Iterable[str]) -> Any:
+    """``queue``, with every group a masked sub-path reaches into present.
+
+    protobuf's Python ``MergeMessage`` skips ``retry_config.max_attempts`` when the source has
+    no ``retry_config``; its C++ implementation, which Google's servers use, merges from the
+    group's defaults instead: the field becomes zero, which UpdateQueue reads as "the server
+    default". Presenting the group makes the two agree.
+    """
+    groups = {path.split(".", 1)[0] for path in paths if "." in path}
+    missing = [group for group in groups if not queue.HasField(group)]
+    if not missing:
+        return queue
+    source = conv.QueuePb()
+    source.CopyFrom(queue)
+    for group in missing:
+        getattr(source, group).SetInParent()
+    return source
 
 
 def _task_name(record: Any) -> str:

@@ -17,12 +17,14 @@ import asyncio
 import base64
 import contextlib
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import aiosqlite
 
+from emulator import rules
+from emulator.clock import Clock
 from emulator.model import (
     Attempt,
     HttpTarget,
@@ -47,15 +49,14 @@ AUTO_FLUSH_SECONDS = 0.05
 _PRUNE_EVERY = 200
 
 _MICRO = timedelta(microseconds=1)
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def _t(when: datetime | None) -> int | None:
-    return None if when is None else (when - _EPOCH) // _MICRO
+    return None if when is None else (when - rules.EPOCH) // _MICRO
 
 
 def _dt(micros: int | None) -> datetime | None:
-    return None if micros is None else _EPOCH + timedelta(microseconds=micros)
+    return None if micros is None else rules.EPOCH + timedelta(microseconds=micros)
 
 
 def _d(micros: int) -> timedelta:
@@ -171,6 +172,7 @@ class SqliteStore:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self._db: aiosqlite.Connection | None = None
+        self._clock: Clock | None = None  # the engine's, from load()
         self._queues: dict[str, QueueRecord | datetime] = {}  # record, or tombstone expiry
         self._tasks: dict[str, TaskRecord | datetime | None] = {}  # None: deleted, no tombstone
         self._lock = asyncio.Lock()
@@ -190,9 +192,10 @@ class SqliteStore:
             self._db = db
         return self._db
 
-    async def load(self) -> StoredState:
+    async def load(self, clock: Clock) -> StoredState:
+        self._clock = clock
         db = await self._connect()
-        now = datetime.now(UTC)
+        now = clock.now()
         state = StoredState()
         async with db.execute("SELECT name, data FROM queues") as cursor:
             async for name, data in cursor:
@@ -297,8 +300,8 @@ class SqliteStore:
                     "INSERT OR REPLACE INTO task_tombstones (name, until) VALUES (?, ?)", task_gone
                 )
             self._flushes += 1
-            if self._flushes % _PRUNE_EVERY == 0:
-                cutoff = datetime.now(UTC).isoformat()
+            if self._flushes % _PRUNE_EVERY == 0 and self._clock is not None:
+                cutoff = self._clock.now().isoformat()
                 await db.execute("DELETE FROM task_tombstones WHERE until <= ?", (cutoff,))
             await db.commit()
             self.commits += 1

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
+from emulator.clock import Clock
 from emulator.model import QueueRecord, TaskRecord
 
 
@@ -24,7 +25,10 @@ class StoredState:
 
 
 class Store(Protocol):
-    async def load(self) -> StoredState: ...
+    async def load(self, clock: Clock) -> StoredState:
+        """What was kept, without the tombstones that are over. ``clock`` is the engine's:
+        a store dates its own housekeeping with it, never with the wall clock."""
+        ...
 
     def put_queue(self, queue: QueueRecord) -> None: ...
 
@@ -45,7 +49,7 @@ class Store(Protocol):
 class MemoryStore:
     """Keeps nothing: the engine's memory is the only copy (the in-process default)."""
 
-    async def load(self) -> StoredState:
+    async def load(self, clock: Clock) -> StoredState:
         return StoredState()
 
     def put_queue(self, queue: QueueRecord) -> None:

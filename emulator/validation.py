@@ -1,4 +1,4 @@
-"""Request validation with Cloud Tasks' codes and messages (facts §1-§3, §5).
+"""Request validation with Cloud Tasks' codes and messages (the ones the real service answers).
 
 The emulator checks every request like the real service does, whatever the client already
 checked: the gRPC face takes requests from any client.
@@ -92,7 +92,8 @@ def validate_queue_spec(spec: QueueSpec) -> None:
 
 
 def apply_queue_defaults(spec: QueueSpec) -> None:
-    """Proto3 zero means unset: an unset field gets the server default (facts §2.3, §9.1)."""
+    """Proto3 zero means unset: an unset field gets the server default. A lone
+    ``min_backoff`` keeps a ``max_backoff`` at least as large."""
     rate, retry = spec.rate_limits, spec.retry_config
     if rate.max_dispatches_per_second == 0:
         rate.max_dispatches_per_second = rules.DEFAULT_MAX_DISPATCHES_PER_SECOND

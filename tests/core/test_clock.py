@@ -1,11 +1,20 @@
+"""The clocks, and the engine's time driver on each: a wall clock passes by itself, a virtual
+clock only when a drive jumps it."""
+
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+import math
+from datetime import datetime, timedelta
 
 import pytest
 
-from daygen_queue import VirtualClock
+import daygen_queue
+import emulator as emu
+import emulator.clock
+from daygen_queue import SystemClock, VirtualClock
+
+QUEUE = "projects/p/locations/l/queues/q"
 
 
 async def test_virtual_sleepers_wake_in_deadline_order(virtual_clock: VirtualClock) -> None:
@@ -40,7 +49,74 @@ def test_virtual_time_never_goes_backwards(virtual_clock: VirtualClock) -> None:
 
 
 def test_virtual_clock_needs_an_aware_start() -> None:
-    from datetime import datetime
-
     with pytest.raises(ValueError):
         VirtualClock(datetime(2026, 1, 1))
+
+
+def test_sleeping_reaches_a_wall_clock_deadline_but_never_a_virtual_one() -> None:
+    wall = SystemClock()
+    virtual = VirtualClock()
+
+    assert wall.deadline_to_sleep_time(wall.now() - timedelta(seconds=5)) == 0.0
+    assert 9.0 < wall.deadline_to_sleep_time(wall.now() + timedelta(seconds=10)) <= 10.0
+    assert virtual.deadline_to_sleep_time(virtual.now() + timedelta(seconds=10)) == math.inf
+
+
+def test_the_project_has_one_wall_clock_and_one_virtual_clock() -> None:
+    assert daygen_queue.SystemClock is emulator.clock.SystemClock is emu.RealClock
+    assert daygen_queue.VirtualClock is emulator.clock.VirtualClock
+
+
+async def test_on_the_wall_clock_the_engine_dispatches_by_itself_at_the_due_time() -> None:
+    clock = SystemClock()
+    delivered: dict[str, datetime] = {}
+    all_in = asyncio.Event()
+
+    async def handler(request: emu.DispatchRequest) -> int:
+        delivered[request.headers["X-CloudTasks-TaskName"]] = clock.now()
+        if len(delivered) == 2:
+            all_in.set()
+        return 200
+
+    target = emu.HttpTarget(url="http://target.invalid/run")
+    async with emu.Engine(clock=clock, dispatcher=emu.CallableDispatcher(handler)) as engine:
+        await engine.create_queue(emu.QueueSpec(QUEUE))
+        later = clock.now() + timedelta(milliseconds=50)
+        await engine.create_task(
+            QUEUE, emu.NewTaskSpec(target, name=f"{QUEUE}/tasks/later", schedule_time=later)
+        )
+        await engine.create_task(QUEUE, emu.NewTaskSpec(target, name=f"{QUEUE}/tasks/now"))
+
+        await asyncio.wait_for(all_in.wait(), 10)
+
+        assert delivered["now"] < later <= delivered["later"]
+        with pytest.raises(TypeError, match="virtual"):
+            await engine.run_until_idle()
+
+
+async def test_a_drive_stops_at_its_horizon_and_resumes_from_there(
+    virtual_clock: VirtualClock,
+) -> None:
+    start = virtual_clock.now()
+    delivered: list[timedelta] = []
+
+    async def handler(request: emu.DispatchRequest) -> int:
+        delivered.append(virtual_clock.now() - start)
+        return 200
+
+    target = emu.HttpTarget(url="http://target.invalid/run")
+    dispatcher = emu.CallableDispatcher(handler)
+    async with emu.Engine(clock=virtual_clock, dispatcher=dispatcher) as engine:
+        await engine.create_queue(emu.QueueSpec(QUEUE))
+        for seconds in (5, 20):
+            when = start + timedelta(seconds=seconds)
+            name = f"{QUEUE}/tasks/at-{seconds}"
+            await engine.create_task(QUEUE, emu.NewTaskSpec(target, name=name, schedule_time=when))
+
+        await engine.advance(timedelta(seconds=10))
+        assert delivered == [timedelta(seconds=5)]
+        assert virtual_clock.now() == start + timedelta(seconds=10)
+
+        await engine.run_until_idle()
+        assert delivered == [timedelta(seconds=5), timedelta(seconds=20)]
+        assert virtual_clock.now() == start + timedelta(seconds=20)

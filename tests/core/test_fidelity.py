@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime, timedelta
 
 import pytest
@@ -35,12 +35,18 @@ Handler = Callable[[emu.DispatchRequest], Awaitable["emu.DispatchResult | int"]]
 
 
 class Recorder:
-    """Delivers to ``script`` and remembers (virtual time, request) of every attempt."""
+    """Delivers to ``script`` and remembers (virtual time, request) of every attempt; times
+    are seconds since ``clock_start`` (by default, when the recorder was made)."""
 
     def __init__(
-        self, clock: VirtualClock, script: Callable[[emu.DispatchRequest], int] | None = None
+        self,
+        clock: VirtualClock,
+        script: Callable[[emu.DispatchRequest], int] | None = None,
+        *,
+        clock_start: datetime | None = None,
     ) -> None:
         self.clock = clock
+        self.clock_start = clock.now() if clock_start is None else clock_start
         self.script = script or (lambda request: 200)
         self.calls: list[tuple[datetime, emu.DispatchRequest]] = []
         self.busy_for = timedelta(0)
@@ -66,25 +72,36 @@ class Recorder:
             if task is None or request.headers["X-CloudTasks-TaskName"] == task
         ]
 
-    clock_start: datetime
+
+MakeBackend = Callable[..., EmulatorBackend]
 
 
-def make_backend(clock: VirtualClock, handler: Handler) -> EmulatorBackend:
-    return EmulatorBackend(clock=clock, dispatcher=emu.CallableDispatcher(handler))
+@pytest.fixture
+async def make_backend(virtual_clock: VirtualClock) -> AsyncIterator[MakeBackend]:
+    """``make_backend(handler, clock=virtual_clock)``: a backend delivering to ``handler``;
+    every backend made is closed at teardown, whatever the test did."""
+    made: list[EmulatorBackend] = []
+
+    def make(handler: Handler, clock: VirtualClock = virtual_clock) -> EmulatorBackend:
+        backend = EmulatorBackend(clock=clock, dispatcher=emu.CallableDispatcher(handler))
+        made.append(backend)
+        return backend
+
+    try:
+        yield make
+    finally:
+        for backend in made:
+            await backend.close()
 
 
 @pytest.fixture
 def recorder(virtual_clock: VirtualClock) -> Recorder:
-    recorder = Recorder(virtual_clock)
-    recorder.clock_start = virtual_clock.now()
-    return recorder
+    return Recorder(virtual_clock, clock_start=virtual_clock.now())
 
 
 @pytest.fixture
-async def backend(virtual_clock: VirtualClock, recorder: Recorder):  # type: ignore[no-untyped-def]
-    backend = make_backend(virtual_clock, recorder)
-    yield backend
-    await backend.close()
+def backend(make_backend: MakeBackend, recorder: Recorder) -> EmulatorBackend:
+    return make_backend(recorder)
 
 
 def new_task(name: str | None = None, **extra: object) -> NewTask:
@@ -165,10 +182,9 @@ async def test_concurrency_cap_is_never_exceeded(
 
 
 async def test_retries_follow_the_backoff_sequence(
-    virtual_clock: VirtualClock, recorder: Recorder
+    backend: EmulatorBackend, recorder: Recorder
 ) -> None:
     recorder.script = lambda request: 500
-    backend = make_backend(virtual_clock, recorder)
     retry = RetryConfig(max_attempts=9, min_backoff=10 * S, max_backoff=300 * S, max_doublings=3)
     await backend.create_queue(QueueConfig(name="q", retry_config=retry))
     await backend.create_task("q", new_task("t"))
@@ -182,14 +198,12 @@ async def test_retries_follow_the_backoff_sequence(
     assert exhausted.attempt == 9
     with pytest.raises(TaskNotFound):
         await backend.get_task("q", "t")
-    await backend.close()
 
 
 async def test_task_is_retried_until_both_limits_are_met(
-    virtual_clock: VirtualClock, recorder: Recorder
+    backend: EmulatorBackend, recorder: Recorder
 ) -> None:
     recorder.script = lambda request: 503
-    backend = make_backend(virtual_clock, recorder)
     retry = RetryConfig(
         max_attempts=3,
         max_retry_duration=timedelta(hours=1),
@@ -208,14 +222,12 @@ async def test_task_is_retried_until_both_limits_are_met(
     assert times[2] < 3600
     # ...and stops at the first failure at or after one hour from the first attempt.
     assert times[-1] >= 3600 > times[-2]
-    await backend.close()
 
 
 async def test_duration_alone_does_not_stop_retries_before_max_attempts(
-    virtual_clock: VirtualClock, recorder: Recorder
+    backend: EmulatorBackend, recorder: Recorder
 ) -> None:
     recorder.script = lambda request: 500
-    backend = make_backend(virtual_clock, recorder)
     retry = RetryConfig(
         max_attempts=4, max_retry_duration=1 * S, min_backoff=10 * S, max_backoff=10 * S
     )
@@ -225,14 +237,12 @@ async def test_duration_alone_does_not_stop_retries_before_max_attempts(
     await backend.run_until_idle()
 
     assert recorder.times() == [0, 10, 20, 30]
-    await backend.close()
 
 
 async def test_unlimited_attempts_without_duration_retry_forever(
-    virtual_clock: VirtualClock, recorder: Recorder
+    backend: EmulatorBackend, recorder: Recorder
 ) -> None:
     recorder.script = lambda request: 500
-    backend = make_backend(virtual_clock, recorder)
     retry = RetryConfig(max_attempts=-1, min_backoff=1 * S, max_backoff=60 * S)
     await backend.create_queue(QueueConfig(name="q", retry_config=retry))
     await backend.create_task("q", new_task("t"))
@@ -241,15 +251,13 @@ async def test_unlimited_attempts_without_duration_retry_forever(
 
     assert len(recorder.times()) > 1000
     assert (await backend.get_task("q", "t")).dispatch_count == len(recorder.times())
-    await backend.close()
 
 
 async def test_retry_headers_over_503_then_404_then_200(
-    virtual_clock: VirtualClock, recorder: Recorder
+    backend: EmulatorBackend, recorder: Recorder
 ) -> None:
     statuses = iter([503, 404, 200])
     recorder.script = lambda request: next(statuses)
-    backend = make_backend(virtual_clock, recorder)
     await backend.create_queue(QueueConfig(name="q"))
     await backend.create_task("q", new_task("t"))
 
@@ -263,10 +271,11 @@ async def test_retry_headers_over_503_then_404_then_200(
     assert {h["User-Agent"] for h in headers} == {"Google-Cloud-Tasks"}
     etas = [float(h["X-CloudTasks-TaskETA"]) for h in headers]
     assert [eta - etas[0] for eta in etas] == pytest.approx([0, 0.1, 0.3])
-    await backend.close()
 
 
-async def test_retry_after_on_503_lengthens_the_backoff(virtual_clock: VirtualClock) -> None:
+async def test_retry_after_on_503_lengthens_the_backoff(
+    make_backend: MakeBackend, virtual_clock: VirtualClock
+) -> None:
     calls: list[datetime] = []
 
     async def handler(request: emu.DispatchRequest) -> emu.DispatchResult:
@@ -275,21 +284,19 @@ async def test_retry_after_on_503_lengthens_the_backoff(virtual_clock: VirtualCl
             return emu.DispatchResult(status=503, headers={"Retry-After": "30"})
         return emu.DispatchResult(status=200)
 
-    backend = make_backend(virtual_clock, handler)
+    backend = make_backend(handler)
     await backend.create_queue(QueueConfig(name="q"))
     await backend.create_task("q", new_task("t"))
 
     await backend.run_until_idle()
 
     assert calls[1] - calls[0] == 30 * S
-    await backend.close()
 
 
 async def test_handler_slower_than_its_deadline_fails_the_attempt(
-    virtual_clock: VirtualClock, recorder: Recorder
+    backend: EmulatorBackend, recorder: Recorder
 ) -> None:
     recorder.busy_for = 120 * S
-    backend = make_backend(virtual_clock, recorder)
     retry = RetryConfig(max_attempts=2, min_backoff=1 * S, max_backoff=1 * S)
     await backend.create_queue(QueueConfig(name="q", retry_config=retry))
     await backend.create_task("q", new_task("t", dispatch_deadline=60 * S))
@@ -302,14 +309,13 @@ async def test_handler_slower_than_its_deadline_fails_the_attempt(
         (121 * S, None, "DEADLINE_EXCEEDED"),
     ]
     assert recorder.times() == [0, 61]
-    await backend.close()
 
 
-async def test_connection_errors_are_failed_attempts(virtual_clock: VirtualClock) -> None:
+async def test_connection_errors_are_failed_attempts(make_backend: MakeBackend) -> None:
     async def refuse(request: emu.DispatchRequest) -> int:
         raise ConnectionRefusedError("nobody listens")
 
-    backend = make_backend(virtual_clock, refuse)
+    backend = make_backend(refuse)
     retry = RetryConfig(max_attempts=2, min_backoff=1 * S, max_backoff=1 * S)
     await backend.create_queue(QueueConfig(name="q", retry_config=retry))
     await backend.create_task("q", new_task("t"))
@@ -318,7 +324,6 @@ async def test_connection_errors_are_failed_attempts(virtual_clock: VirtualClock
 
     failures = backend.events.of_kind(EventKind.ATTEMPT_FAILED)
     assert [(e.status, "connection error" in e.detail) for e in failures] == [(None, True)] * 2
-    await backend.close()
 
 
 # --------------------------------------------------------------------------- names and time
@@ -490,11 +495,10 @@ async def test_run_task_bypasses_pause_and_does_not_run_again_at_schedule_time(
 
 
 async def test_failed_run_task_is_rescheduled_by_backoff_not_at_its_old_time(
-    virtual_clock: VirtualClock, recorder: Recorder
+    backend: EmulatorBackend, recorder: Recorder, virtual_clock: VirtualClock
 ) -> None:
     outcomes = iter([500, 200])
     recorder.script = lambda request: next(outcomes)
-    backend = make_backend(virtual_clock, recorder)
     retry = RetryConfig(min_backoff=10 * S, max_backoff=10 * S)
     await backend.create_queue(QueueConfig(name="q", retry_config=retry))
     await backend.create_task(
@@ -505,7 +509,6 @@ async def test_failed_run_task_is_rescheduled_by_backoff_not_at_its_old_time(
     await backend.run_until_idle()
 
     assert recorder.times("t") == [0, 10]
-    await backend.close()
 
 
 async def test_run_task_on_a_rate_limited_queue_goes_at_once(
@@ -523,11 +526,10 @@ async def test_run_task_on_a_rate_limited_queue_goes_at_once(
 
 
 async def test_deleting_a_task_in_flight_discards_its_outcome(
-    virtual_clock: VirtualClock, recorder: Recorder
+    backend: EmulatorBackend, recorder: Recorder
 ) -> None:
     recorder.busy_for = 10 * S
     recorder.script = lambda request: 500
-    backend = make_backend(virtual_clock, recorder)
     await backend.create_queue(QueueConfig(name="q"))
     await backend.create_task("q", new_task("t"))
     await backend.advance(1 * S)  # dispatched and busy
@@ -537,7 +539,6 @@ async def test_deleting_a_task_in_flight_discards_its_outcome(
 
     assert recorder.times("t") == [0]
     assert backend.events.of_kind(EventKind.RETRY_SCHEDULED) == []
-    await backend.close()
 
 
 async def test_update_queue_takes_effect_on_waiting_tasks(
@@ -557,10 +558,9 @@ async def test_update_queue_takes_effect_on_waiting_tasks(
 
 
 async def test_queue_stats_reflect_waiting_and_running_tasks(
-    virtual_clock: VirtualClock, recorder: Recorder
+    backend: EmulatorBackend, recorder: Recorder
 ) -> None:
     recorder.busy_for = 10 * S
-    backend = make_backend(virtual_clock, recorder)
     await backend.create_queue(
         QueueConfig(name="q", rate_limits=RateLimits(max_concurrent_dispatches=2))
     )
@@ -575,13 +575,12 @@ async def test_queue_stats_reflect_waiting_and_running_tasks(
     await backend.run_until_idle()
     stats = (await backend.get_queue("q")).stats
     assert stats is not None and stats.tasks_count == 0
-    await backend.close()
 
 
 # --------------------------------------------------------------------------- determinism and scale
 
 
-async def scenario(clock: VirtualClock) -> list[tuple[object, ...]]:
+async def scenario(make_backend: MakeBackend, clock: VirtualClock) -> list[tuple[object, ...]]:
     attempts: Counter[str] = Counter()
 
     async def handler(request: emu.DispatchRequest) -> int:
@@ -590,7 +589,7 @@ async def scenario(clock: VirtualClock) -> list[tuple[object, ...]]:
         await clock.sleep_until(clock.now() + timedelta(milliseconds=250))
         return 503 if int(name[-1], 16) % 3 == 0 and attempts[name] < 3 else 200
 
-    backend = make_backend(clock, handler)
+    backend = make_backend(handler, clock)
     await backend.create_queue(
         QueueConfig(
             name="q",
@@ -601,20 +600,18 @@ async def scenario(clock: VirtualClock) -> list[tuple[object, ...]]:
     for _ in range(40):
         await backend.create_task("q", new_task())  # generated ids
     await backend.run_until_idle()
-    trace = [(e.time, e.kind, e.task, e.attempt, e.status, e.retry_at) for e in backend.events]
-    await backend.close()
-    return trace
+    return [(e.time, e.kind, e.task, e.attempt, e.status, e.retry_at) for e in backend.events]
 
 
-async def test_the_same_scenario_yields_the_same_event_trace() -> None:
-    first = await scenario(VirtualClock())
-    second = await scenario(VirtualClock())
+async def test_the_same_scenario_yields_the_same_event_trace(make_backend: MakeBackend) -> None:
+    first = await scenario(make_backend, VirtualClock())
+    second = await scenario(make_backend, VirtualClock())
 
     assert first == second
     assert len(first) > 150
 
 
-async def test_production_queue_with_a_third_failing_twice(virtual_clock: VirtualClock) -> None:
+async def test_production_queue_with_a_third_failing_twice(make_backend: MakeBackend) -> None:
     """The seed's queue (10/s, 100 concurrent, 3 attempts, 1 h). A third of the tasks fail
     twice then succeed; a few always fail, and the AND rule keeps retrying those past three
     attempts until the hour is over."""
@@ -630,7 +627,7 @@ async def test_production_queue_with_a_third_failing_twice(virtual_clock: Virtua
             return 503
         return 200
 
-    backend = make_backend(virtual_clock, handler)
+    backend = make_backend(handler)
     config = QueueConfig(
         name="image-generation-queue",
         rate_limits=RateLimits(max_dispatches_per_second=10, max_concurrent_dispatches=100),
@@ -653,7 +650,6 @@ async def test_production_queue_with_a_third_failing_twice(virtual_clock: Virtua
     }
     assert all(e.time - first_dispatch[e.task] >= timedelta(hours=1) for e in exhausted)
     assert await backend.list_tasks(config.name) == []
-    await backend.close()
 
 
 async def test_event_subscribers_see_every_change(backend: EmulatorBackend) -> None:
@@ -707,15 +703,17 @@ async def test_finished_attempts_leave_no_deadline_behind(virtual_clock: Virtual
             await virtual_clock.sleep_until(virtual_clock.now() + timedelta(minutes=5))
         return 200
 
-    backend = make_backend(virtual_clock, handler)
-    await backend.create_queue(QueueConfig(name="q"))
-    await backend.create_task("q", new_task("slow"))
-    await add_tasks(backend, "q", 2000)
+    queue = "projects/p/locations/l/queues/q"
+    target = emu.HttpTarget(url="http://target.invalid/run")
+    dispatcher = emu.CallableDispatcher(handler)
+    async with emu.Engine(clock=virtual_clock, dispatcher=dispatcher) as engine:
+        await engine.create_queue(emu.QueueSpec(queue))
+        for name in ["slow", *(f"t{index}" for index in range(2000))]:
+            await engine.create_task(queue, emu.NewTaskSpec(target, name=f"{queue}/tasks/{name}"))
 
-    await backend.advance(timedelta(seconds=30))
+        await engine.advance(timedelta(seconds=30))
 
-    assert [t.name for t in await backend.list_tasks("q")] == ["slow"]
-    assert len(backend.engine._deadlines) <= 64
-    await backend.run_until_idle()
-    assert backend.engine._deadlines == []
-    await backend.close()
+        assert [task.short_id for task in engine.list_tasks(queue)] == ["slow"]
+        assert len(engine._deadlines) <= 64
+        await engine.run_until_idle()
+        assert len(engine._deadlines) == 0

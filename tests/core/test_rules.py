@@ -94,3 +94,21 @@ def test_eta_is_fractional_epoch_seconds() -> None:
 )
 def test_http_status_maps_to_rpc_code(status: int, code: int) -> None:
     assert rules.rpc_code_for_http_status(status) == code
+
+
+@pytest.mark.parametrize(
+    ("status", "headers", "seconds"),
+    [
+        (503, {"Retry-After": "30"}, 30),
+        (429, {"retry-after": "5"}, 5),
+        (503, {"Retry-After": "-4"}, 0),
+        (500, {"Retry-After": "30"}, None),  # only 429 and 503 ask for it
+        (503, {"Retry-After": "Wed, 21 Oct 2015 07:28:00 GMT"}, None),
+        (503, {}, None),
+    ],
+)
+def test_retry_after_counts_only_on_429_and_503_in_seconds(
+    status: int, headers: dict[str, str], seconds: int | None
+) -> None:
+    expected = None if seconds is None else seconds * S
+    assert rules.retry_after(status, headers) == expected

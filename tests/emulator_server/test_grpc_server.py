@@ -261,6 +261,65 @@ async def test_update_queue_is_an_upsert_and_never_changes_state(stack: GrpcStac
     assert updated.state.name == "PAUSED" and updated.retry_config.max_attempts == 4
 
 
+async def test_a_masked_field_of_an_absent_group_takes_the_server_default(
+    stack: GrpcStack,
+) -> None:
+    """Proto3 "unset" is zero, and zero means the default: as Google's servers merge masks,
+    ``retry_config.max_attempts`` with no ``retry_config`` sent resets that one field."""
+    await make_queue(
+        stack, "q", retry_config={"max_attempts": 5, "max_doublings": 3}, rate_limits={}
+    )
+
+    updated = await stack.client.update_queue(
+        queue={"name": stack.queue("q")},
+        update_mask=field_mask_pb2.FieldMask(paths=["retry_config.max_attempts"]),
+    )
+
+    assert updated.retry_config.max_attempts == 100
+    assert updated.retry_config.max_doublings == 3
+
+
+async def test_max_doublings_zero_is_kept_when_sent_and_defaulted_when_not(
+    stack: GrpcStack,
+) -> None:
+    masked = await stack.client.update_queue(
+        queue={"name": stack.queue("masked"), "retry_config": {"max_doublings": 0}},
+        update_mask=field_mask_pb2.FieldMask(paths=["retry_config.max_doublings"]),
+    )
+    whole = await stack.client.update_queue(
+        queue={"name": stack.queue("whole"), "retry_config": {"max_attempts": 4}},
+    )
+    without = await stack.client.update_queue(
+        queue={"name": stack.queue("without"), "rate_limits": {"max_dispatches_per_second": 3}},
+    )
+
+    assert masked.retry_config.max_doublings == 0
+    assert whole.retry_config.max_doublings == 0  # the whole group was sent, zero included
+    assert without.retry_config.max_doublings == 16
+
+
+async def test_a_mask_of_output_only_fields_changes_nothing_but_still_upserts(
+    stack: GrpcStack,
+) -> None:
+    only_state = field_mask_pb2.FieldMask(paths=["state", "rate_limits.max_burst_size"])
+    await make_queue(stack, "old", rate_limits={"max_dispatches_per_second": 7})
+    await stack.client.pause_queue(name=stack.queue("old"))
+
+    old = await stack.client.update_queue(
+        queue={"name": stack.queue("old"), "state": 1, "rate_limits": {"max_burst_size": 1}},
+        update_mask=only_state,
+    )
+    new = await stack.client.update_queue(
+        queue={"name": stack.queue("new"), "rate_limits": {"max_dispatches_per_second": 7}},
+        update_mask=only_state,
+    )
+
+    assert old.state.name == "PAUSED"
+    assert (old.rate_limits.max_dispatches_per_second, old.rate_limits.max_burst_size) == (7, 10)
+    assert new.state.name == "RUNNING"
+    assert new.rate_limits.max_dispatches_per_second == 500  # created with every default
+
+
 async def test_queue_without_config_gets_cloud_tasks_defaults(stack: GrpcStack) -> None:
     queue = await make_queue(stack, "plain")
 

@@ -3,6 +3,7 @@ and a clear refusal of a bad queues file."""
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -71,3 +72,24 @@ def test_a_bad_queues_file_is_refused_with_its_reason(tmp_path: Path) -> None:
 
     assert result.returncode == 2
     assert "max_dispatches_per_secnd" in result.stderr
+
+
+@pytest.mark.parametrize(("flag", "other"), [("--port", "--http-port"), ("--http-port", "--port")])
+def test_a_port_in_use_is_refused_in_one_line_naming_port_and_flag(flag: str, other: str) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+
+        result = subprocess.run(
+            [sys.executable, "-m", "emulator", flag, str(port), other, "0"],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+
+    assert result.returncode == 2
+    assert result.stdout == ""  # never "ready"
+    [line] = result.stderr.splitlines()
+    assert f"127.0.0.1:{port}" in line and f"choose another with {flag} " in line

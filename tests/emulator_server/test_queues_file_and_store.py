@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from emulator.clock import SystemClock, VirtualClock
 from emulator.model import (
     HttpTarget,
     OidcToken,
@@ -91,7 +92,7 @@ def _task(name: str, now: datetime) -> TaskRecord:
 async def test_store_round_trips_and_batches_concurrent_flushes(tmp_path: Path) -> None:
     now = datetime.now(UTC)
     store = SqliteStore(tmp_path / "s.db")
-    await store.load()
+    await store.load(SystemClock())
     queue = QueueRecord(
         "projects/p/locations/l/queues/q", RateLimits(5, 6), RetryConfig(max_attempts=7)
     )
@@ -109,8 +110,11 @@ async def test_store_round_trips_and_batches_concurrent_flushes(tmp_path: Path) 
     await store.close()
 
     reopened = SqliteStore(tmp_path / "s.db")
-    state = await reopened.load()
+    state = await reopened.load(SystemClock())
     await reopened.close()
+    later = SqliteStore(tmp_path / "s.db")
+    two_hours_on = await later.load(VirtualClock(now + timedelta(hours=2)))
+    await later.close()
 
     assert commits < 50  # 200 concurrent writers, a handful of transactions
     assert len(state.tasks) == 199
@@ -121,3 +125,7 @@ async def test_store_round_trips_and_batches_concurrent_flushes(tmp_path: Path) 
     assert state.queues[0].state is QueueState.PAUSED
     assert _task("t0", now).name in state.task_tombstones
     assert "projects/p/locations/l/queues/gone" in state.queue_tombstones
+    # Tombstones are judged by the engine's clock, not the wall clock: two hours on, the
+    # task's (one hour) is over and the queue's (seven days) is not.
+    assert _task("t0", now).name not in two_hours_on.task_tombstones
+    assert "projects/p/locations/l/queues/gone" in two_hours_on.queue_tombstones

@@ -163,3 +163,33 @@ async def test_rest_rejects_bad_json_and_unknown_paths_with_google_error_bodies(
     assert bad_json[0] == 400 and bad_json[1]["error"]["status"] == "INVALID_ARGUMENT"
     assert unknown[0] == 404 and unknown[1]["error"]["status"] == "NOT_FOUND"
     assert numeric["state"] == 1  # RUNNING, as a number when the client asks for numbers
+
+
+async def test_rest_not_found_names_the_resource_type_like_grpc(
+    rest_client: tasks_v2.CloudTasksClient,
+) -> None:
+    """A missing queue and a missing task answer the same message; the ResourceInfo detail
+    (also on the gRPC face) is what tells them apart."""
+    queue_name = f"{PARENT}/queues/rest-{uuid.uuid4().hex[:8]}"
+    with pytest.raises(exceptions.NotFound) as missing_queue:
+        await asyncio.to_thread(rest_client.delete_queue, name=queue_name, retry=None)
+    await asyncio.to_thread(rest_client.create_queue, parent=PARENT, queue={"name": queue_name})
+    with pytest.raises(exceptions.NotFound) as missing_task:
+        await asyncio.to_thread(
+            rest_client.delete_task, name=f"{queue_name}/tasks/nobody", retry=None
+        )
+
+    assert missing_queue.value.message.endswith("Requested entity was not found.")
+    assert missing_task.value.message.endswith("Requested entity was not found.")
+    assert missing_queue.value.details == [
+        {
+            "@type": "type.googleapis.com/google.rpc.ResourceInfo",
+            "resourceType": "cloudtasks.googleapis.com/Queue",
+        }
+    ]
+    assert missing_task.value.details == [
+        {
+            "@type": "type.googleapis.com/google.rpc.ResourceInfo",
+            "resourceType": "cloudtasks.googleapis.com/Task",
+        }
+    ]
