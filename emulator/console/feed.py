@@ -4,12 +4,13 @@ Query parameters, all optional: ``queue`` (a queue id, exact), ``task`` (a task 
 keep only the matching events; ``history`` (default 100, at most ``RING_SIZE``) is how many of
 the most recent matching events are replayed before the live ones.
 
-Each event is ``event: cloudtasks`` with ``id: N`` (a sequence number of this emulator
-process) and ``data:`` one JSON object ``{id, time, kind, queue, task, attempt, status,
-retryAt, detail}``, the fields of ``emulator.events.Event``. The stream opens with
-``event: hello``: the server's ``now``, and ``since``, the time from which the feed holds
-every event (null: since it started), so a client counting events over a window knows whether
-its count is complete.
+Each event is ``event: cloudtasks`` with ``id: EPOCH-N`` and ``data:`` one JSON object
+``{id, time, kind, queue, task, attempt, status, retryAt, detail}``: the fields of
+``emulator.events.Event`` and ``id`` = N, a sequence number that grows by one per event of
+this feed; EPOCH names the feed, so that numbers from before a restart are never taken for
+this one's. The stream opens with ``event: hello``: ``epoch``, the server's ``now``, and
+``since``, the time from which the feed holds every event (null: since it started), so a
+client counting events over a window knows whether its count is complete.
 A reconnecting ``EventSource`` sends ``Last-Event-ID``; the stream then resumes after that
 event with whatever the ring still holds. A client that cannot keep up loses events rather
 than holding the engine back: it gets ``event: dropped`` with how many it missed.
@@ -23,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import secrets
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from datetime import datetime
@@ -38,7 +40,7 @@ DEFAULT_HISTORY: Final = 100
 MAX_PENDING: Final = 5000
 """Events waiting for one slow client before newer ones are dropped for it."""
 HEARTBEAT_SECONDS: Final = 15.0
-RECONNECT_MILLISECONDS: Final = 2000
+RECONNECT_MILLISECONDS: Final = 1000
 EVENT_NAME: Final = "cloudtasks"
 
 
@@ -64,8 +66,8 @@ def event_json(sequence: int, event: Event) -> dict[str, Any]:
     }
 
 
-def sse_message(name: str, data: dict[str, Any], sequence: int | None = None) -> str:
-    head = f"event: {name}\n" + ("" if sequence is None else f"id: {sequence}\n")
+def sse_message(name: str, data: dict[str, Any], event_id: str | None = None) -> str:
+    head = f"event: {name}\n" + ("" if event_id is None else f"id: {event_id}\n")
     return head + "data: " + json.dumps(data, separators=(",", ":")) + "\n\n"
 
 
@@ -112,6 +114,7 @@ class EventFeed:
 
     def __init__(self, stream: EventStream, now: Callable[[], datetime]) -> None:
         self._now = now
+        self.epoch = secrets.token_hex(4)
         self._ring: deque[tuple[int, Event]] = deque(maxlen=RING_SIZE)
         self._sequence = 0
         self._listeners: set[_Listener] = set()
@@ -148,7 +151,24 @@ class EventFeed:
         return self._ring[0][1].time if self._lost and self._ring else None
 
     def hello(self) -> dict[str, Any]:
-        return {"now": rfc3339(self._now()), "since": rfc3339(self.complete_since())}
+        return {
+            "epoch": self.epoch,
+            "now": rfc3339(self._now()),
+            "since": rfc3339(self.complete_since()),
+        }
+
+    def messages(self, items: Iterable[tuple[int, Event]]) -> str:
+        return "".join(
+            sse_message(EVENT_NAME, event_json(n, e), f"{self.epoch}-{n}") for n, e in items
+        )
+
+    def resumes_after(self, last_event_id: str) -> int | None:
+        """The sequence number a reconnecting client last saw, if it saw it from this feed
+        (after a restart it gets the history, like a new client)."""
+        epoch, _, sequence = last_event_id.partition("-")
+        if epoch != self.epoch or not sequence.isdigit():
+            return None
+        return int(sequence)
 
     @contextlib.contextmanager
     def listening(self, wanted: EventFilter) -> Iterator[_Listener]:
@@ -192,15 +212,6 @@ def _bad_request(message: str) -> web.HTTPBadRequest:
     return web.HTTPBadRequest(text=json.dumps(body), content_type="application/json")
 
 
-def _last_event_id(request: web.Request) -> int | None:
-    raw = request.headers.get("Last-Event-ID", "")
-    return int(raw) if raw.isdigit() else None
-
-
-def _messages(items: Iterable[tuple[int, Event]]) -> str:
-    return "".join(sse_message(EVENT_NAME, event_json(n, e), n) for n, e in items)
-
-
 async def _follow(
     feed: EventFeed, listener: _Listener, response: web.StreamResponse, last: int
 ) -> None:
@@ -215,7 +226,7 @@ async def _follow(
         listener.wake.clear()
         batch = [(n, e) for n, e in listener.pending if n > last]
         listener.pending = []
-        chunk = _messages(batch)
+        chunk = feed.messages(batch)
         if batch:
             last = batch[-1][0]
         if listener.dropped:
@@ -239,11 +250,12 @@ def events_handler(feed: EventFeed) -> Callable[[web.Request], Awaitable[web.Str
         await response.prepare(request)
         # Subscribed before the replay is read: nothing can fall between the two.
         with feed.listening(wanted) as listener:
-            replayed = feed.replay(wanted, history=history, after=_last_event_id(request))
+            after = feed.resumes_after(request.headers.get("Last-Event-ID", ""))
+            replayed = feed.replay(wanted, history=history, after=after)
             last = replayed[-1][0] if replayed else 0
             opening = f"retry: {RECONNECT_MILLISECONDS}\n\n" + sse_message("hello", feed.hello())
             with contextlib.suppress(ConnectionResetError):  # the browser went away
-                await response.write((opening + _messages(replayed)).encode())
+                await response.write((opening + feed.messages(replayed)).encode())
                 await _follow(feed, listener, response, last)
         return response
 

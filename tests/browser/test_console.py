@@ -4,6 +4,7 @@ action a person takes on the page, checked both on the page and through the REST
 from __future__ import annotations
 
 import base64
+import socket
 from datetime import timedelta
 
 from playwright.async_api import Page, expect
@@ -12,6 +13,7 @@ from tests.browser.chromium import BrowserLog
 from tests.browser.conftest import PHONE
 from tests.browser.console_api import ConsoleEmulator, short_id
 from tests.browser.console_page import open_console, queue_row, task_row, timeline_entry
+from tests.emulator_server.process import EmulatorProcess
 
 LATER = timedelta(hours=1)
 
@@ -255,3 +257,34 @@ async def test_keyboard_only_and_at_phone_width(
             .map((el) => el.outerHTML)"""
     )
     assert unnamed == []
+
+
+async def test_the_console_follows_an_emulator_restart_by_itself(
+    page: Page, console_emulator: ConsoleEmulator, browser_log: BrowserLog
+) -> None:
+    with socket.socket() as probe:  # a port to come back on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    before = EmulatorProcess(args=["--http-port", str(port)]).start()
+    try:
+        async with ConsoleEmulator(before.http_url, console_emulator.receiver) as first:
+            old = await first.create_queue("before")
+            await open_console(page, first.console_url)
+            await expect(queue_row(page, old)).to_have_count(1)
+    finally:
+        before.stop()
+    browser_log.expect("ERR_CONNECTION_REFUSED")  # the page retrying while nothing listens
+    await expect(page.locator("#connection")).not_to_have_attribute("data-state", "live")
+
+    after = EmulatorProcess(args=["--http-port", str(port)]).start()
+    try:
+        async with ConsoleEmulator(after.http_url, console_emulator.receiver) as second:
+            new = await second.create_queue("after")
+            await expect(page.locator("#connection")).to_have_attribute("data-state", "live")
+            await expect(queue_row(page, new)).to_have_count(1)
+            await expect(queue_row(page, old)).to_have_count(0)  # that process's memory died
+            created = page.locator('#timeline li[data-kind="queue_created"]')
+            await expect(created.filter(has_text=short_id(new))).to_have_count(1)
+            await expect(created.filter(has_text=short_id(old))).to_have_count(0)
+    finally:
+        after.stop()

@@ -119,12 +119,18 @@ async def test_a_reconnection_resumes_after_the_last_event_id(
     first.close()
     await engine.delete_task(f"{queue}/tasks/t1")  # while disconnected
 
-    again = await client.get(
-        "/console/events", params={"task": "t1"}, headers={"Last-Event-ID": str(seen["id"])}
-    )
+    epoch = client.app[CONSOLE_FEED].epoch
+    resumed = {"Last-Event-ID": f"{epoch}-{seen['id']}"}
+    again = await client.get("/console/events", params={"task": "t1"}, headers=resumed)
     (missed,) = await read_events(again, 1)
     assert (missed["kind"], missed["queue"]) == ("task_deleted", "resume")
     again.close()
+
+    # An id from another feed (the emulator restarted meanwhile): the history, from the start.
+    stale = {"Last-Event-ID": f"0000-{seen['id']}"}
+    fresh = await client.get("/console/events", params={"task": "t1"}, headers=stale)
+    assert [e["kind"] for e in await read_events(fresh, 2)] == ["task_created", "task_deleted"]
+    fresh.close()
 
 
 async def test_a_bad_history_is_refused_naming_the_parameter(

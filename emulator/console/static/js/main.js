@@ -264,14 +264,22 @@ function setConnection(status) {
   $("connection-text").textContent = { live: "Live", connecting: "Reconnecting…", down: "Disconnected" }[status];
 }
 
+/** The timeline starts again when a stream comes from a new feed (the emulator restarted:
+ * its event numbers start again too); a stream that resumed just continues. */
+function followEpoch(hello) {
+  if (hello.epoch === timeline.epoch) return;
+  timeline.reset();
+  timeline.epoch = hello.epoch;
+}
+
 function openActivity() {
   let hellos = 0;
   activity = new Feed({ history: ACTIVITY_HISTORY }, {
     onHello: (hello) => {
-      failures.hello(hello, { reconnect: hellos > 0 });
+      failures.hello(hello);
+      if (!filtered) followEpoch(hello);
       hellos += 1;
       if (hellos > 1) dirty.queues = true; // whatever happened while disconnected
-      if (!filtered && hellos === 1) timeline.reset();
       scheduleRefresh();
     },
     onEvents: (events) => {
@@ -294,6 +302,7 @@ function applyFilter(queue, task) {
   if (filtered) filtered.close();
   filtered = null;
   timeline.reset();
+  timeline.epoch = null;
   const label = [queue && `queue ${queue}`, task && `task ${task}`].filter(Boolean).join(", ");
   $("events-note").textContent = label ? `Showing events of ${label}.` : "";
   if (!queue && !task) {
@@ -303,7 +312,7 @@ function applyFilter(queue, task) {
     return;
   }
   filtered = new Feed({ queue, task, history: FILTERED_HISTORY }, {
-    onHello: () => {},
+    onHello: followEpoch,
     onEvents: (events) => timeline.add(events),
     onDropped: (count) => { $("events-note").textContent = `${count} events were not shown.`; },
     onState: () => {},
@@ -336,7 +345,7 @@ $("clear-filter").addEventListener("click", () => {
   applyFilter("", "");
 });
 setInterval(() => {
-  if (document.visibilityState !== "visible") return;
+  if (document.visibilityState !== "visible" || $("connection").dataset.state !== "live") return;
   for (const name of state.queues.keys()) dirty.stats.add(name);
   scheduleRefresh();
 }, STATS_EVERY_MS);

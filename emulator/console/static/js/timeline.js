@@ -60,11 +60,19 @@ export class FailureCounter {
     this.failures = new Map(); // queue id -> [ms]
     this.serverOffset = 0; // server clock minus this page's clock
     this.completeFrom = null; // server time (ms) from which every event was seen
+    this.epoch = null;
+    this.lastId = 0; // events are counted once, however often they are replayed
   }
 
-  hello({ now, since }, { reconnect }) {
+  /** A stream (re)opened. A resumed one continues the count; a new feed (the emulator
+   * restarted) starts it again from what that feed holds. */
+  hello({ epoch, now, since }) {
     this.serverOffset = Date.parse(now) - Date.now();
-    if (!reconnect) this.completeFrom = since ? Date.parse(since) : null;
+    if (epoch === this.epoch) return;
+    this.epoch = epoch;
+    this.failures.clear();
+    this.lastId = 0;
+    this.completeFrom = since ? Date.parse(since) : null;
   }
 
   now() {
@@ -78,6 +86,8 @@ export class FailureCounter {
 
   add(events) {
     for (const event of events) {
+      if (event.id <= this.lastId) continue;
+      this.lastId = event.id;
       if (event.kind !== "attempt_failed") continue;
       const list = this.failures.get(event.queue) || [];
       list.push(Date.parse(event.time));
@@ -113,6 +123,7 @@ export class Timeline {
   constructor(list) {
     this.list = list;
     this.seen = new Set();
+    this.epoch = null; // the feed whose events are shown
   }
 
   reset() {
