@@ -194,7 +194,8 @@ class Settings(BaseSettings):
         """Where results go, as a URL: ``STORAGE_URL``, else ``STORAGE_DIR`` as ``file://``."""
         if self.storage_url is not None:
             return self.storage_url
-        return f"file://{self.storage_dir}"
+        folder = self.storage_dir
+        return f"file://{folder}" if folder.is_absolute() else f"file://./{folder}"
 
     @property
     def runway_secret(self) -> SecretStr | None:

@@ -16,6 +16,9 @@ from PIL import Image
 
 from app.storage import LocalStorage
 
+# Cloud Storage fixtures live beside their helpers; imported so every module here sees them.
+from tests.providers.gcs_support import bucket, gcs, gcs_server, outbound, sa_key  # noqa: F401
+
 BASE_URL = "https://api.daygen.test"
 
 ServeFn = Callable[[web.Application], Awaitable[TestServer]]
