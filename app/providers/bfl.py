@@ -256,14 +256,17 @@ def _inline_or_url(image: Any) -> str:
     return str(image.url) if image.url is not None else str(image.base64())
 
 
+ASPECT_RATIOS = ("21:9", "16:9", "3:2", "4:3", "5:4", "1:1", "4:5", "3:4", "2:3", "9:16", "9:21")
+
+
 def aspect_ratio(width: int, height: int) -> str:
-    """``width:height`` reduced and clamped into BFL's 21:9 .. 9:21."""
-    ratio = min(max(width / height, 9 / 21), 21 / 9)
-    best = min(
-        ((w, h) for w in range(1, 22) for h in range(1, 22)),
-        key=lambda wh: (abs(wh[0] / wh[1] - ratio), wh[0] + wh[1]),
-    )
-    return f"{best[0]}:{best[1]}"
+    """The usual ratio closest to ``width`` x ``height``, within BFL's 21:9 .. 9:21."""
+
+    def distance(ratio: str) -> float:
+        w, h = (int(part) for part in ratio.split(":"))
+        return abs(w / h - width / height)
+
+    return min(ASPECT_RATIOS, key=distance)
 
 
 def _fraction(value: Any) -> float | None:

@@ -66,7 +66,7 @@ class HostPolicy:
         if _authority(target) in self.hosts:
             return True
         host = target.host.lower()
-        return target.scheme == "https" and any(
+        return target.scheme == "https" and target.port in (None, 443) and any(
             host == d or host.endswith("." + d) for d in self.domains
         )
 
