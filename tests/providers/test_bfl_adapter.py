@@ -264,8 +264,14 @@ def test_host_policy_keeps_the_key_on_bfl_hosts() -> None:
     for allowed in ["https://api.bfl.ai/v1/x", "https://api.eu.bfl.ai/v1/get_result?id=1",
                     "https://api.us1.bfl.ai/v1/get_result", "https://api.bfl.ml/v1"]:  # fmt: skip
         assert policy.allows(allowed), allowed
-    refused_urls = ["https://evilbfl.ai/v1", "https://bfl.ai.evil.test/", "http://api.eu.bfl.ai/",
-                    "https://api.bfl.ai:8443/", "ftp://api.bfl.ai/", "https://127.0.0.1/"]  # fmt: skip
+    refused_urls = [
+        "https://evilbfl.ai/v1",
+        "https://bfl.ai.evil.test/",
+        "http://api.eu.bfl.ai/",
+        "https://api.bfl.ai:8443/",
+        "ftp://api.bfl.ai/",
+        "https://127.0.0.1/",
+    ]
     for refused in refused_urls:
         assert not policy.allows(refused), refused
 
