@@ -66,8 +66,10 @@ class HostPolicy:
         if _authority(target) in self.hosts:
             return True
         host = target.host.lower()
-        return target.scheme == "https" and target.port in (None, 443) and any(
-            host == d or host.endswith("." + d) for d in self.domains
+        return (
+            target.scheme == "https"
+            and target.port in (None, 443)
+            and any(host == d or host.endswith("." + d) for d in self.domains)
         )
 
 

@@ -108,6 +108,12 @@ class FakeRunway(FakeServer):
         answer: dict[str, Any] = {"id": task.id, "createdAt": task.created_at}
         status, _, code = task.status.partition(":")
         answer["status"] = status
+        # Unfinished tasks carry the estimate, finished ones what was charged (the SDK's
+        # task models require each).
+        if status in ("PENDING", "THROTTLED", "RUNNING"):
+            answer["estimatedCost"] = {"credits": 25}
+        else:
+            answer["cost"] = {"credits": 0 if status == "CANCELLED" else 25}
         if status == "RUNNING":
             answer["progress"] = round(min(0.95, 0.25 * task.polls), 2)
         if status == "SUCCEEDED":

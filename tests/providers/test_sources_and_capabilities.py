@@ -1,0 +1,73 @@
+"""How source images reach providers, and the per-model options data."""
+
+from __future__ import annotations
+
+import pytest
+
+from app.providers.base import PermanentProviderError, SourceImage
+from app.providers.bfl import CAPABILITIES as BFL
+from app.providers.capabilities import check_options
+from app.providers.replicate import CAPABILITIES as REPLICATE
+from app.providers.runway import CAPABILITIES as RUNWAY
+from app.providers.sources import source_for_provider
+from app.storage import GcsStorage, LocalStorage
+from tests.providers.conftest import BASE_URL, png_bytes
+
+
+async def no_fetch(url: str) -> bytes:
+    raise AssertionError(f"fetched {url}")
+
+
+async def test_own_local_result_goes_as_bytes(storage: LocalStorage) -> None:
+    image = png_bytes(4, 4)
+    reference = await storage.save("jobs/a/image.png", image, "image/png")
+    source = await source_for_provider(reference, storage, no_fetch)
+    assert source == SourceImage(data=image, content_type="image/png")
+    with pytest.raises(PermanentProviderError):
+        await source_for_provider(f"{BASE_URL}/media/jobs/none.png", storage, no_fetch)
+
+
+async def test_own_cloud_result_goes_as_a_signed_url(gcs: GcsStorage) -> None:
+    reference = await gcs.save("jobs/b/image.png", png_bytes(4, 4), "image/png")
+    source = await source_for_provider(reference, gcs, no_fetch)
+    assert source.data is None and source.url is not None
+    assert "X-Goog-Signature=" in source.url
+    assert gcs.key_for_url(source.url) == "jobs/b/image.png"
+
+
+async def test_foreign_urls(storage: LocalStorage) -> None:
+    https = await source_for_provider("https://images.example/cat.png", storage, no_fetch)
+    assert https == SourceImage(url="https://images.example/cat.png")
+
+    async def fetch(url: str) -> bytes:
+        return b"fetched:" + url.encode()
+
+    plain = await source_for_provider("http://images.example/cat.png", storage, fetch)
+    assert plain.data == b"fetched:http://images.example/cat.png"
+
+
+def test_source_image_is_a_url_or_bytes() -> None:
+    with pytest.raises(ValueError):
+        SourceImage()
+    with pytest.raises(ValueError):
+        SourceImage(url="https://x", data=b"x")
+
+
+def test_options_are_checked_against_the_model_data() -> None:
+    assert check_options(BFL["flux-1.1-pro"], {"safetyTolerance": 3}) == {}
+    problems = check_options(
+        BFL["flux-1.1-pro"], {"safetyTolerance": 9, "promptUpsampling": "yes", "steps": 4}
+    )
+    assert problems == {
+        "options.safetyTolerance": "must be at most 6",
+        "options.promptUpsampling": "must be true or false",
+        "options.steps": "not an option of flux-1.1-pro (accepted: safetyTolerance, "
+        "promptUpsampling)",
+    }
+    assert check_options(RUNWAY["runway-gen4"], {"ratio": "1920:1080"})["options.ratio"].startswith(
+        "must be one of 1280:720"
+    )
+    assert check_options(REPLICATE["real-esrgan"], {"faceEnhance": True}) == {}
+    assert REPLICATE["real-esrgan"].requires_image and REPLICATE["real-esrgan"].scales == (2, 4)
+    assert BFL["flux-1.1-pro"].size_multiple_of == 32 and BFL["flux-1.1-pro"].width == (256, 1440)
+    assert RUNWAY["runway-gen4"].durations == tuple(range(2, 11))
