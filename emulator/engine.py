@@ -42,7 +42,6 @@ from emulator.events import Event, EventKind, EventStream
 from emulator.headers import attempt_headers
 from emulator.model import (
     Attempt,
-    HttpTarget,
     NewTaskSpec,
     QueueRecord,
     QueueSpec,
@@ -221,11 +220,11 @@ class Engine:
     # ------------------------------------------------------------------ queues
 
     def _existing(self, name: str, message: str = QUEUE_MISSING) -> QueueRuntime:
-        split_queue_name(name)
         runtime = self._queues.get(name)
         if runtime is None:
+            split_queue_name(name)  # a malformed name is INVALID_ARGUMENT, not NOT_FOUND
             raise NotFound(message, resource="queue")
-        return runtime
+        return runtime  # every name in the table was validated when its queue was created
 
     async def create_queue(self, spec: QueueSpec) -> QueueRecord:
         spec = _copy_spec(spec)
@@ -328,7 +327,7 @@ class Engine:
         now = self._clock.now()
         validate_new_task(spec, now)
         if spec.name is not None:
-            task_queue, _ = split_task_name(spec.name)
+            task_queue = _queue_of(spec.name, queue)
             if task_queue != queue:
                 raise InvalidArgument(
                     f"The queue name from request ('{queue}') must be the same as the queue "
@@ -350,9 +349,9 @@ class Engine:
         task = TaskRecord(
             name=name,
             queue=queue,
-            http_request=HttpTarget(
-                target.url, target.http_method, dict(target.headers), target.body, target.oidc_token
-            ),
+            # Kept as given, not copied: the caller hands the target over (the service builds
+            # a fresh one per request) and nothing in the engine changes it.
+            http_request=target,
             schedule_time=schedule_time,
             create_time=rules.truncate_to_second(now),
             dispatch_deadline=spec.dispatch_deadline or rules.DEFAULT_DISPATCH_DEADLINE,
@@ -605,3 +604,16 @@ def _record_outcome(
 def _copy_spec(spec: QueueSpec) -> QueueSpec:
     """The engine keeps its own copy: defaults are applied in place."""
     return QueueSpec(spec.name, replace(spec.rate_limits), replace(spec.retry_config))
+
+
+def _queue_of(task_name: str, queue: str) -> str:
+    """The queue part of a task name, validated. A name under ``queue`` (an existing queue,
+    so a valid queue name) only needs its task id checked: CreateTask's hot path."""
+    prefix = len(queue) + 7  # "/tasks/"
+    if (
+        task_name.startswith(queue)
+        and task_name.startswith("/tasks/", len(queue))
+        and rules.TASK_ID_RE.match(task_name[prefix:]) is not None
+    ):
+        return queue
+    return split_task_name(task_name)[0]  # raises with Cloud Tasks' message when invalid

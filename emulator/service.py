@@ -312,7 +312,7 @@ class CloudTasksService:
         self.note_parent(request.parent.rsplit("/queues/", 1)[0])
         spec = conv.new_task_from_pb(request.task)
         record = await self.engine.create_task(request.parent, spec)
-        return conv.task_to_pb(record, request.response_view)
+        return conv.created_task_to_pb(request.task, record, request.response_view)
 
     async def delete_task(self, request: Any) -> Any:
         await self.engine.delete_task(request.name)

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import grpc
@@ -17,7 +17,6 @@ from emulator.engine import Engine
 from emulator.grpc_server import build_server
 from emulator.oidc import OidcIssuer
 from emulator.service import CloudTasksService
-from tests.emulator_server.process import EmulatorProcess, running_emulator
 
 os.environ.setdefault("NO_GCE_CHECK", "true")
 os.environ.setdefault("METADATA_SERVER_DETECTION", "none")
@@ -63,9 +62,3 @@ async def stack() -> AsyncIterator[GrpcStack]:
         await channel.close()
         await server.stop(None)
         await engine.close()
-
-
-@pytest.fixture(scope="session")
-def emulator_server() -> Iterator[EmulatorProcess]:
-    with running_emulator() as server:
-        yield server
