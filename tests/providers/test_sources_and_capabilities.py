@@ -71,3 +71,35 @@ def test_options_are_checked_against_the_model_data() -> None:
     assert REPLICATE["real-esrgan"].requires_image and REPLICATE["real-esrgan"].scales == (2, 4)
     assert BFL["flux-1.1-pro"].size_multiple_of == 32 and BFL["flux-1.1-pro"].width == (256, 1440)
     assert RUNWAY["runway-gen4"].durations == tuple(range(2, 11))
+
+
+def test_retry_after_in_seconds_milliseconds_or_a_date() -> None:
+    from app.providers.http import parse_retry_after
+
+    assert parse_retry_after({"Retry-After": "7"}) == 7
+    assert parse_retry_after({"retry-after-ms": "1500", "Retry-After": "9"}) == 1.5
+    now = 1_800_000_000.0
+    assert parse_retry_after({"Retry-After": "Fri, 15 Jan 2027 08:00:30 GMT"}, now=now) == 30.0
+    assert parse_retry_after({"Retry-After": "soon"}) is None
+    assert parse_retry_after({}) is None
+
+
+def test_provider_settings_use_the_sdk_names(monkeypatch: pytest.MonkeyPatch) -> None:
+    from app.settings import Settings
+
+    monkeypatch.setenv("RUNWAYML_API_SECRET", "key_new")
+    monkeypatch.setenv("RUNWAYML_BASE_URL", "http://127.0.0.1:9/")
+    monkeypatch.setenv("REPLICATE_UPSCALE_VERSION", "a" * 64)
+    settings = Settings(app_env="test")
+    assert settings.runway_secret is not None
+    assert settings.runway_secret.get_secret_value() == "key_new"
+    assert settings.runwayml_base_url == "http://127.0.0.1:9/"
+    assert settings.replicate_upscale_version == "a" * 64
+    assert (settings.bfl_api_url, settings.bfl_max_concurrency) == ("https://api.bfl.ai", 24)
+    monkeypatch.delenv("RUNWAYML_API_SECRET")
+    monkeypatch.setenv("RUNWAY_API_KEY", "key_old")
+    old = Settings(app_env="test").runway_secret
+    assert old is not None and old.get_secret_value() == "key_old"
+    monkeypatch.setenv("REPLICATE_UPSCALE_VERSION", "not-a-version")
+    with pytest.raises(ValueError, match="replicate_upscale_version"):
+        Settings(app_env="test")
