@@ -10,12 +10,15 @@ left as it is still works: ``/media/<key>`` redirects to a freshly signed URL.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Mapping
 from datetime import datetime
 from typing import TypedDict
 
 from app.jobs.records import JobRecord
 from app.storage import Storage
+
+log = logging.getLogger("app.jobs.views")
 
 
 class JobView(TypedDict):
@@ -70,11 +73,25 @@ def job_view(job: JobRecord, links: Mapping[str, str] | None = None) -> JobView:
 
 
 async def result_links(job: JobRecord, storage: Storage) -> dict[str, str]:
-    """For each of the job's references into ``storage``: the URL its owner fetches now."""
+    """For each of the job's references into ``storage``: the URL its owner fetches now.
+
+    A reference that cannot be signed right now (IAM unreachable...) is shown as it is: the
+    view still answers, and the reference's ``/media/`` redirect signs when it is followed.
+    """
     pairs = [(ref, storage.key_for_url(ref)) for ref in result_references(job)]
     ours = [(ref, key) for ref, key in pairs if key is not None]
-    fetchable = await asyncio.gather(*(storage.fetch_url(key) for _ref, key in ours))
-    return {ref: url for (ref, _key), url in zip(ours, fetchable, strict=True)}
+    fetchable = await asyncio.gather(
+        *(storage.fetch_url(key) for _ref, key in ours), return_exceptions=True
+    )
+    links: dict[str, str] = {}
+    for (ref, _key), url in zip(ours, fetchable, strict=True):
+        if isinstance(url, BaseException):
+            if not isinstance(url, Exception):
+                raise url
+            log.warning("could not sign a result URL: %r", url, extra={"job_id": job.id})
+            continue
+        links[ref] = url
+    return links
 
 
 async def signed_job_view(job: JobRecord, storage: Storage) -> JobView:

@@ -9,6 +9,7 @@ signed URL: the app never relays the bytes, and a reference URL never expires.
 from __future__ import annotations
 
 import asyncio
+import logging
 
 from aiohttp import web
 
@@ -16,6 +17,8 @@ from app.storage.base import InvalidStorageKey, Storage, validate_key
 from app.storage.local import LocalStorage
 
 __all__ = ["media_routes"]
+
+log = logging.getLogger("app.storage")
 
 
 def media_routes(storage: Storage) -> list[web.RouteDef]:
@@ -47,7 +50,15 @@ def media_routes(storage: Storage) -> list[web.RouteDef]:
             validate_key(key)
         except InvalidStorageKey:
             return _not_found(key)
-        location = await storage.fetch_url(key)
+        try:
+            location = await storage.fetch_url(key)
+        except Exception as error:  # signing needs IAM on Cloud Run, which can be unreachable
+            log.warning("could not sign /media/%s: %r", key, error)
+            return web.json_response(
+                {"error": "unavailable", "message": "the media URL cannot be signed right now"},
+                status=503,
+                headers={"Retry-After": "5"},
+            )
         # The signed URL expires: no cache may keep this answer.
         return web.Response(status=302, headers={"Location": location, "Cache-Control": "no-store"})
 

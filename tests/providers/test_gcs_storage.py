@@ -269,3 +269,32 @@ def test_media_prefixes_build_and_parse_references() -> None:
     media = MediaPrefixes("http://127.0.0.1:3000", ["http://localhost:3000"])
     assert media.url_for("a/b.png") == "http://127.0.0.1:3000/media/a/b.png"
     assert media.key_for_url("http://localhost:3000/media/a/b.png") == "a/b.png"
+
+
+async def test_a_signing_failure_degrades_instead_of_failing(
+    gcs: GcsStorage, serve: ServeFn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """IAM unreachable: a job view keeps the reference, the redirect answers 503."""
+    from datetime import UTC, datetime
+
+    from app.jobs.records import JobRecord
+    from app.jobs.views import signed_job_view
+
+    async def broken(bucket: str, name: str) -> str:
+        raise RuntimeError("iamcredentials unreachable")
+
+    monkeypatch.setattr(gcs.signer, "sign", broken)
+    reference = await gcs.save("jobs/j9/image.png", b"x", "image/png")
+    now = datetime.now(UTC)
+    job = JobRecord("j9", "u", "image-generation", "COMPLETED", 100, {}, {"url": reference},
+                    None, 1, 1, now, now, now, now)  # fmt: skip
+    assert (await signed_job_view(job, gcs))["resultUrl"] == reference
+    app = web.Application()
+    app.add_routes(media_routes(gcs))
+    server = await serve(app)
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(server.make_url("/media/jobs/j9/image.png")) as response,
+    ):
+        assert response.status == 503
+        assert response.headers["Retry-After"] == "5"
