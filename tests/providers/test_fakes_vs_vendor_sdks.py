@@ -2,9 +2,12 @@
 ``replicate`` SDKs complete round trips against them, so the fakes speak those vendors' field
 names, headers and shapes (not ours). The SDKs are test-only dependencies.
 
-BFL's official SDK (``blackforest``) pins Pillow 10.4 and is not installed here; the fake BFL
-checks requests against the field names of BFL's published OpenAPI instead
-(``tests/providers/fakes/bfl.py``), and the adapter tests prove our requests pass it.
+BFL's official SDK (``blackforest`` 0.1.3) pins Pillow 10.4 and is not installed here; the fake
+BFL checks requests against the field names of BFL's published OpenAPI instead
+(``tests/providers/fakes/bfl.py``), and the adapter tests prove our requests pass it. (Run once
+by hand from a throwaway virtualenv against ``python -m tests.providers.fakes``, the SDK's
+``generate(..., ClientConfig(sync=True))`` completed for flux-pro-1.1, -ultra and
+kontext-pro, its explicit defaults all accepted.)
 """
 
 from __future__ import annotations
