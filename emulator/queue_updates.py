@@ -46,7 +46,12 @@ _BETA_EVERY_FIELD: Final = (
 
 def settable_mask(mask: field_mask_pb2.FieldMask, api: Api) -> field_mask_pb2.FieldMask:
     """The paths of ``mask`` the engine applies (every settable group for an empty mask);
-    INVALID_ARGUMENT for a path that is no field of the Queue message."""
+    INVALID_ARGUMENT for a path that is no field of the Queue message. v2beta3's ``type`` is
+    ``type_`` in the descriptor proto-plus registers: clients send ``type``."""
+    if api.beta and "type" in mask.paths:
+        mask = field_mask_pb2.FieldMask(
+            paths=["type_" if path == "type" else path for path in mask.paths]
+        )
     if not mask.IsValidForDescriptor(api.Queue.DESCRIPTOR):
         wrong = [path for path in mask.paths if not _names_a_field(path, api)] or mask.paths
         raise InvalidArgument(f"Invalid update_mask path {wrong[0]!r}: not a Queue field.")
