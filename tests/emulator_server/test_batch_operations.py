@@ -95,7 +95,7 @@ async def test_a_partial_failure_keeps_the_others_and_reports_the_failures_by_in
     assert set(failed) == {1, 2}
     assert (failed[1].code, failed[1].message) == (6, "Requested entity already exists")
     assert failed[2].code == 3 and "must start with 'http://'" in failed[2].message
-    assert [task.name for task in response.tasks][0] == f"{queue}/tasks/fresh"
+    assert response.tasks[0].name == f"{queue}/tasks/fresh"
     assert len(response.tasks) == 2
     assert len([task async for task in listed]) == 3  # taken, fresh, and the generated one
 

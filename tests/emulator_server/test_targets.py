@@ -123,7 +123,7 @@ async def test_if_not_exists_routes_only_tasks_without_a_url_and_fills_missing_h
 async def test_an_empty_url_is_refused_on_a_queue_without_routing(stack: GrpcStack) -> None:
     queue = stack.queue("plain")
     await stack.client.create_queue(parent=PARENT, queue={"name": queue})
-    with pytest.raises(exceptions.InvalidArgument, match="HttpRequest.url is required"):
+    with pytest.raises(exceptions.InvalidArgument, match=r"HttpRequest\.url is required"):
         await stack.client.create_task(parent=queue, task={"http_request": {}})
 
 
