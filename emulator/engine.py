@@ -18,13 +18,12 @@ The engine never reads the wall clock: every instant comes from the injected clo
 from __future__ import annotations
 
 import asyncio
-import copy
 import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from emulator import rules, targets
+from emulator import records, rules, targets
 from emulator.clock import Clock, SystemClock
 from emulator.deadlines import DeadlineHeap
 from emulator.dispatch import Dispatcher, DispatchRequest, DispatchResult, HttpDispatcher
@@ -43,7 +42,6 @@ from emulator.events import Event, EventKind, EventStream
 from emulator.headers import attempt_headers
 from emulator.model import (
     Attempt,
-    HttpTarget,
     NewTaskSpec,
     OAuthToken,
     OidcToken,
@@ -51,7 +49,6 @@ from emulator.model import (
     QueueSpec,
     QueueState,
     QueueStats,
-    RetryConfig,
     TaskRecord,
 )
 from emulator.oauth import AccessTokens
@@ -60,13 +57,11 @@ from emulator.store import MemoryStore, Store
 from emulator.tombstones import Tombstones
 from emulator.validation import (
     apply_queue_defaults,
-    apply_retry_defaults,
     check_task_size,
     split_queue_name,
     split_task_name,
     validate_new_task,
     validate_queue_spec,
-    validate_retry_config,
 )
 
 DEFAULT_APP_ENGINE_HOST = "http://127.0.0.1:8080"
@@ -247,7 +242,7 @@ class Engine:
         return runtime
 
     async def create_queue(self, spec: QueueSpec) -> QueueRecord:
-        spec = _copy_spec(spec)
+        spec = records.copy_spec(spec)
         apply_queue_defaults(spec)
         validate_queue_spec(spec)
         now = self._clock.now()
@@ -255,7 +250,7 @@ class Engine:
             raise AlreadyExists(QUEUE_EXISTS, resource="queue")
         self._tombstones.check_queue(spec.name, now)
         record = QueueRecord(spec.name, spec.rate_limits, spec.retry_config)
-        _apply_spec(record, spec)
+        records.apply_spec(record, spec)
         self._queues[spec.name] = QueueRuntime(record, now)
         self._store.put_queue(record)
         await self._store.flush()
@@ -269,7 +264,7 @@ class Engine:
         runtime = self._queues.get(spec.name)
         if runtime is None:
             return await self.create_queue(spec)
-        merged = _copy_spec(spec)
+        merged = records.copy_spec(spec)
         apply_queue_defaults(merged)
         validate_queue_spec(merged)
         record = runtime.record
@@ -372,33 +367,8 @@ class Engine:
             name = f"{queue}/tasks/{self._new_task_id()}"
             while name in runtime.tasks:
                 name = f"{queue}/tasks/{self._new_task_id()}"
-        target = spec.http_request
-        headers = dict(target.headers)
-        if target.app_engine is not None:
-            headers = targets.stored_app_engine_headers(headers, target.body)
-        check_task_size(name, target)
-        if spec.schedule_time is None or spec.schedule_time < now:
-            schedule_time = now
-        else:
-            schedule_time = spec.schedule_time
-        task = TaskRecord(
-            name=name,
-            queue=queue,
-            http_request=HttpTarget(
-                target.url,
-                target.http_method,
-                headers,
-                target.body,
-                target.oidc_token,
-                target.oauth_token,
-                target.app_engine,
-            ),
-            schedule_time=schedule_time,
-            create_time=rules.truncate_to_second(now),
-            dispatch_deadline=spec.dispatch_deadline or rules.DEFAULT_DISPATCH_DEADLINE,
-            named=spec.name is not None,
-            retry_config=_task_retry(spec.retry_config),
-        )
+        check_task_size(name, spec.http_request)
+        task = records.new_task(name, queue, spec, now)
         self._emit(EventKind.TASK_CREATED, runtime.record.short_id, task.short_id)
         purge_time = runtime.record.purge_time
         if purge_time is not None and task.create_time <= purge_time:
@@ -540,7 +510,7 @@ class Engine:
         runtime.in_flight -= 1
         task.in_flight -= 1
         runtime.note_completion(now)
-        _record_outcome(task, attempt, result, now)
+        records.record_outcome(task, attempt, result, now)
         status = result.status
         queue_id = runtime.record.short_id
         alive = self._queues.get(runtime.record.name) is runtime and (
@@ -644,49 +614,3 @@ class Engine:
     ) -> None:
         when = self._clock.now() if now is None else now
         self.events.emit(Event(when, kind, queue, task, attempt, status, retry_at, detail))
-
-
-def _record_outcome(
-    task: TaskRecord, attempt: Attempt, result: DispatchResult, now: datetime
-) -> None:
-    """The attempt's response fields and the task's counters, from the dispatch result."""
-    status = result.status
-    attempt.response_time = now
-    attempt.http_status = status
-    if status is not None:
-        attempt.response_code = rules.rpc_code_for_http_status(status)
-        attempt.response_message = f"HTTP {status}"
-        task.response_count += 1
-        if status < 500:
-            task.execution_count += 1
-    elif result.error == "DEADLINE_EXCEEDED":
-        attempt.response_code = rules.RPC_DEADLINE_EXCEEDED
-        attempt.response_message = "DEADLINE_EXCEEDED"
-    else:
-        attempt.response_code = rules.RPC_UNAVAILABLE
-        attempt.response_message = result.error
-
-
-def _copy_spec(spec: QueueSpec) -> QueueSpec:
-    """The engine keeps its own copy: defaults are applied in place."""
-    return copy.deepcopy(spec)
-
-
-def _apply_spec(record: QueueRecord, spec: QueueSpec) -> None:
-    """The settable fields beyond rate and retry, from a validated spec."""
-    record.http_target = spec.http_target
-    record.app_engine_routing_override = spec.app_engine_routing_override
-    record.task_ttl = spec.task_ttl or rules.DEFAULT_TASK_TTL
-    record.tombstone_ttl = spec.tombstone_ttl
-    record.pull = spec.pull
-
-
-def _task_retry(retry: RetryConfig | None) -> RetryConfig | None:
-    """A task's own policy, with Cloud Tasks' defaults for its zero fields (the whole
-    message replaces the queue's: no field is inherited from it)."""
-    if retry is None:
-        return None
-    own = copy.copy(retry)
-    apply_retry_defaults(own)
-    validate_retry_config(own)
-    return own
