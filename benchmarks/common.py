@@ -9,11 +9,15 @@ import json
 import socket
 import statistics
 import subprocess
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+from aiohttp import web
+
+from tests.support.servers import start_site, wait_healthy
 
 
 def parser(description: str) -> argparse.ArgumentParser:
@@ -75,15 +79,61 @@ def free_port() -> int:
 
 async def wait_ready(base: str, process: subprocess.Popen[bytes]) -> None:
     """Until the service at ``base`` answers ``/healthz`` (15 s at most)."""
-    async with aiohttp.ClientSession() as session:
-        for _ in range(300):
-            if process.poll() is not None:
-                raise RuntimeError("server exited early")
-            try:
-                async with session.get(base + "/healthz") as response:
-                    if response.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.05)
-    raise RuntimeError("server did not start")
+    await wait_healthy(base, timeout=15.0, alive=lambda: process.poll() is None)
+
+
+async def create_jobs(
+    base: str, tokens: list[str], count: int, body: dict[str, Any], kind: str = "image-generation"
+) -> float:
+    """``count`` job creations (``POST /api/jobs/<kind>``) from one concurrent client per
+    token, each refusal an error; returns the seconds it took."""
+    remaining = count
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
+
+        async def client(token: str) -> None:
+            nonlocal remaining
+            headers = {"Authorization": f"Bearer {token}"}
+            while remaining > 0:
+                remaining -= 1
+                async with http.post(f"{base}/api/jobs/{kind}", json=body, headers=headers) as r:
+                    await r.read()
+                    if r.status != 202:
+                        raise RuntimeError(f"create answered {r.status}")
+
+        started = time.perf_counter()
+        await asyncio.gather(*(client(token) for token in tokens))
+        return time.perf_counter() - started
+
+
+class CountingReceiver:
+    """A local HTTP target that answers 200 and counts deliveries; ``done`` is set once
+    ``expected`` have arrived."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.expected = 0
+        self.done = asyncio.Event()
+        self.url = ""
+        self._runner: web.AppRunner | None = None
+
+    def expect(self, count: int) -> None:
+        self.count = 0
+        self.expected = count
+        self.done.clear()
+
+    async def start(self) -> None:
+        app = web.Application()
+        app.router.add_post("/{tail:.*}", self._handle)
+        self._runner, port = await start_site(app)
+        self.url = f"http://127.0.0.1:{port}/task"
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        await request.read()
+        self.count += 1
+        if self.count >= self.expected:
+            self.done.set()
+        return web.Response(status=200)
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()

@@ -26,10 +26,16 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aiohttp
-from aiohttp import web
 
 import emulator as emu
-from benchmarks.common import median, parser, print_table, tune_gc_like_a_server, write_json
+from benchmarks.common import (
+    CountingReceiver,
+    median,
+    parser,
+    print_table,
+    tune_gc_like_a_server,
+    write_json,
+)
 from daygen_queue import (
     HttpRequest,
     NewTask,
@@ -130,37 +136,7 @@ async def seed_scenario() -> dict[str, float]:
     }
 
 
-class _Receiver:
-    def __init__(self) -> None:
-        self.count = 0
-        self.done = asyncio.Event()
-        self.expected = 0
-        self.runner: web.AppRunner | None = None
-        self.url = ""
-
-    async def handle(self, request: web.Request) -> web.Response:
-        await request.read()
-        self.count += 1
-        if self.count >= self.expected:
-            self.done.set()
-        return web.Response(status=200)
-
-    async def start(self) -> None:
-        app = web.Application()
-        app.router.add_post("/task", self.handle)
-        self.runner = web.AppRunner(app, access_log=None)
-        await self.runner.setup()
-        site = web.TCPSite(self.runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        self.url = f"http://127.0.0.1:{port}/task"
-
-    def expect(self, count: int) -> None:
-        self.count, self.expected = 0, count
-        self.done.clear()
-
-
-async def bare_client(receiver: _Receiver, requests: int, in_flight: int) -> float:
+async def bare_client(receiver: CountingReceiver, requests: int, in_flight: int) -> float:
     """The physical limit: the same requests (the headers of a first attempt, the same body,
     no Content-Type) from a plain aiohttp client with 50 long-lived workers."""
     receiver.expect(requests)
@@ -188,7 +164,7 @@ async def bare_client(receiver: _Receiver, requests: int, in_flight: int) -> flo
         return requests / (time.perf_counter() - started)
 
 
-async def emulator_dispatch(receiver: _Receiver, requests: int, in_flight: int) -> float:
+async def emulator_dispatch(receiver: CountingReceiver, requests: int, in_flight: int) -> float:
     """The engine on the real clock: 50 queues of one concurrent dispatch each = 50 in
     flight (one queue may not exceed 500/s, as in Cloud Tasks, so the load is spread)."""
     queues = in_flight
@@ -365,7 +341,7 @@ async def main() -> None:
         [results["seed_scenario"]],
     )
 
-    receiver = _Receiver()
+    receiver = CountingReceiver()
     await receiver.start()
     ratios, bare, ours = [], [], []
     for _ in range(args.repeat):
@@ -374,8 +350,7 @@ async def main() -> None:
         bare.append(limit)
         ours.append(achieved)
         ratios.append(achieved / limit)
-    assert receiver.runner is not None
-    await receiver.runner.cleanup()
+    await receiver.stop()
     results["http_dispatch"] = {
         "requests": http_requests,
         "bare_client_per_s": median(bare),

@@ -39,11 +39,10 @@ from typing import Any
 
 import aiohttp
 import grpc
-from aiohttp import web
 from google.cloud import tasks_v2
 from google.cloud.tasks_v2.services.cloud_tasks import transports
 
-from benchmarks.common import median, parser, print_table, write_json
+from benchmarks.common import CountingReceiver, median, parser, print_table, write_json
 
 REPO = Path(__file__).resolve().parents[1]
 PYPI_VENV = Path("/tmp/gcloud-tasks-emulator-venv")
@@ -209,43 +208,6 @@ def make_client(address: str) -> tuple[tasks_v2.CloudTasksAsyncClient, grpc.aio.
 # ------------------------------------------------------------------ receiver
 
 
-class Receiver:
-    """Counts deliveries; ``done`` is set when ``expected`` have arrived."""
-
-    def __init__(self) -> None:
-        self.count = 0
-        self.expected = 0
-        self.done = asyncio.Event()
-        self.url = ""
-        self._runner: web.AppRunner | None = None
-
-    def expect(self, count: int) -> None:
-        self.count = 0
-        self.expected = count
-        self.done.clear()
-
-    async def start(self) -> None:
-        app = web.Application()
-        app.router.add_post("/{tail:.*}", self._handle)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        self.url = f"http://127.0.0.1:{port}/task"
-
-    async def _handle(self, request: web.Request) -> web.Response:
-        await request.read()
-        self.count += 1
-        if self.count >= self.expected:
-            self.done.set()
-        return web.Response(status=200)
-
-    async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-
-
 # ------------------------------------------------------------------ workloads
 
 
@@ -284,7 +246,7 @@ async def create_rate(
 
 
 async def end_to_end(
-    server: Server, receiver: Receiver, tasks: int, queues: int, tag: str, timeout: float
+    server: Server, receiver: CountingReceiver, tasks: int, queues: int, tag: str, timeout: float
 ) -> tuple[float, float] | None:
     """(Tasks/s from the first CreateTask to the last delivery, server CPU microseconds per
     task); None if it timed out."""
@@ -327,7 +289,7 @@ async def end_to_end(
         await channel.close()
 
 
-async def raw_http_baseline(receiver: Receiver, requests: int) -> float:
+async def raw_http_baseline(receiver: CountingReceiver, requests: int) -> float:
     receiver.expect(requests)
     async with aiohttp.ClientSession() as session:
 
@@ -340,7 +302,7 @@ async def raw_http_baseline(receiver: Receiver, requests: int) -> float:
         return requests / (time.perf_counter() - started)
 
 
-async def rss_run(receiver: Receiver, tasks: int) -> dict[str, Any]:
+async def rss_run(receiver: CountingReceiver, tasks: int) -> dict[str, Any]:
     """RSS of ``python -m emulator`` across ``tasks`` tasks end to end, sampled every 0.5 s."""
     server = ours()
     await server.start()
@@ -380,7 +342,7 @@ async def run(args: Any) -> dict[str, Any]:
     parallel_n = 2000 if quick else 10_000
     e2e_n = 2000 if quick else 10_000
     rss_n = args.rss_tasks or (10_000 if quick else 100_000)
-    receiver = Receiver()
+    receiver = CountingReceiver()
     await receiver.start()
     results: dict[str, dict[str, Any]] = {}
     servers = [ours, ours_with_db] + ([] if args.skip_pypi else [pypi_emulator])

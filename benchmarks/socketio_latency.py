@@ -36,6 +36,7 @@ from typing import Any
 import aiohttp
 
 from benchmarks.common import free_port, parser, print_table, write_json
+from tests.support.servers import wait_healthy
 
 JWT_SECRET = "benchmark-jwt-secret-0123456789abcdef012345"
 FINISHED_LINE = "done"
@@ -192,21 +193,6 @@ def summary(name: str, manager: str, sent: int, latencies: list[float]) -> dict[
     }
 
 
-async def _wait_healthy(url: str, process: asyncio.subprocess.Process) -> None:
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2)) as http:
-        for _ in range(300):
-            if process.returncode is not None:
-                raise RuntimeError("the benchmark server exited")
-            try:
-                async with http.get(f"{url}/healthz") as response:
-                    if response.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.1)
-    raise RuntimeError("the benchmark server did not start")
-
-
 async def measure(args: argparse.Namespace, redis_url: str | None) -> tuple[list[Any], float]:
     manager = "redis" if redis_url else "in-process"
     port = free_port()
@@ -222,7 +208,7 @@ async def measure(args: argparse.Namespace, redis_url: str | None) -> tuple[list
         )  # fmt: skip
         clients = None
         try:
-            await _wait_healthy(url, server)
+            await wait_healthy(url, timeout=30.0, alive=lambda: server.returncode is None)
             clients = await asyncio.create_subprocess_exec(
                 *me, "--role", "clients", "--url", url, "--clients", str(args.clients),
                 env=env, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,

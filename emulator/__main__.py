@@ -145,7 +145,7 @@ async def listen(
             f"({error.strerror or error}); choose another with --http-port "
             "(0 picks a free port, -1 turns REST off)"
         ) from None
-    http_port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    http_port: int = runner.addresses[0][1]
     return server, grpc_port, runner, http_port
 
 

@@ -24,9 +24,14 @@ def new_task(name: str, queue: str, spec: NewTaskSpec, now: datetime) -> TaskRec
     """The stored task: an App Engine task's headers as Cloud Tasks stores them, the
     schedule time at least now, whole-second ``create_time``, the default deadline."""
     target = spec.http_request
-    headers = dict(target.headers)
     if target.app_engine is not None:
-        headers = targets.stored_app_engine_headers(headers, target.body)
+        target = HttpTarget(
+            target.url,
+            target.http_method,
+            targets.stored_app_engine_headers(target.headers, target.body),
+            target.body,
+            app_engine=target.app_engine,
+        )
     if spec.schedule_time is None or spec.schedule_time < now:
         schedule_time = now
     else:
@@ -34,15 +39,9 @@ def new_task(name: str, queue: str, spec: NewTaskSpec, now: datetime) -> TaskRec
     return TaskRecord(
         name=name,
         queue=queue,
-        http_request=HttpTarget(
-            target.url,
-            target.http_method,
-            headers,
-            target.body,
-            target.oidc_token,
-            target.oauth_token,
-            target.app_engine,
-        ),
+        # Kept as given, not copied: the caller hands the target over (the service builds
+        # a fresh one per request) and nothing in the engine changes it.
+        http_request=target,
         schedule_time=schedule_time,
         create_time=rules.truncate_to_second(now),
         dispatch_deadline=spec.dispatch_deadline or rules.DEFAULT_DISPATCH_DEADLINE,

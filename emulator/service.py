@@ -265,7 +265,7 @@ class CloudTasksService:
     async def create_task(self, request: Any, api: Api = V2) -> Any:
         record = await self._create_one(request.parent, request.task, api)
         if record.http_request.app_engine is None:  # the hot path: no queue lookup
-            return conv.task_to_pb(record, request.response_view, api)
+            return conv.created_task_to_pb(request.task, record, request.response_view, api)
         return self._task_pb(record, request.response_view, api)
 
     async def delete_task(self, request: Any, api: Api = V2) -> Any:

@@ -1,11 +1,12 @@
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
 from daygen_queue import VirtualClock
+from tests.emulator_server.process import EmulatorProcess, running_emulator
 from tests.support.receiver import Receiver
 
 # The official Google clients must never probe the metadata server from a test.
@@ -24,3 +25,12 @@ async def receiver() -> AsyncIterator[Receiver]:
     await endpoint.start()
     yield endpoint
     await endpoint.stop()
+
+
+@pytest.fixture(scope="session")
+def emulator_server() -> Iterator[EmulatorProcess]:
+    """One ``python -m emulator`` subprocess for the whole run, shared by every test that
+    talks to a standalone emulator (tests use unique queue names or projects: a shared server
+    keeps deleted names reserved)."""
+    with running_emulator() as server:
+        yield server

@@ -8,7 +8,7 @@ import asyncio
 import io
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
@@ -21,15 +21,9 @@ from app.db import Database
 from app.main import create_app
 from app.settings import Settings
 from tests.app.conftest import INTERNAL_KEY, JWT_SECRET, free_socket
-from tests.emulator_server.process import EmulatorProcess, running_emulator
+from tests.emulator_server.process import EmulatorProcess
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def emulator_server() -> Iterator[EmulatorProcess]:
-    with running_emulator() as server:
-        yield server
 
 
 @pytest.fixture

@@ -8,14 +8,14 @@ between backends is a bug in one of them.
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import pytest
 
 from daygen_queue import SystemClock, TaskQueue
 from daygen_queue.backends.cloud_tasks import CloudTasksBackend
 from daygen_queue.backends.emulator import EmulatorBackend
-from tests.emulator_server.process import EmulatorProcess, running_emulator
+from tests.emulator_server.process import EmulatorProcess
 
 BACKENDS = ["emulator", "cloud-tasks-grpc", "cloud-tasks-rest"]
 
@@ -26,13 +26,6 @@ async def emulator_task_queue() -> AsyncIterator[TaskQueue]:
     await backend.start()
     yield backend
     await backend.close()
-
-
-@pytest.fixture(scope="session")
-def emulator_server() -> Iterator[EmulatorProcess]:
-    """One ``python -m emulator`` subprocess for the session (tests use unique queue names)."""
-    with running_emulator() as server:
-        yield server
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,7 +19,6 @@ from emulator.engine import Engine
 from emulator.grpc_server import build_server
 from emulator.oidc import OidcIssuer
 from emulator.service import CloudTasksService
-from tests.emulator_server.process import EmulatorProcess, running_emulator
 
 os.environ.setdefault("NO_GCE_CHECK", "true")
 os.environ.setdefault("METADATA_SERVER_DETECTION", "none")
@@ -74,9 +73,3 @@ async def grpc_stack(
 async def stack() -> AsyncIterator[GrpcStack]:
     async with grpc_stack() as ready:
         yield ready
-
-
-@pytest.fixture(scope="session")
-def emulator_server() -> Iterator[EmulatorProcess]:
-    with running_emulator() as server:
-        yield server

@@ -16,6 +16,7 @@ from google.cloud import tasks_v2
 from google.cloud.tasks_v2.services.cloud_tasks import transports
 
 from tests.emulator_server.process import EmulatorProcess
+from tests.support.servers import start_site
 
 pytestmark = pytest.mark.slow
 PARENT = "projects/persist/locations/local"
@@ -36,11 +37,7 @@ class CountingReceiver:
     async def start(self) -> None:
         app = web.Application()
         app.router.add_post("/work", self._handle)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self._runner, port = await start_site(app)
         self.url = f"http://127.0.0.1:{port}/work"
 
     async def _handle(self, request: web.Request) -> web.Response:

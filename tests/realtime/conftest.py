@@ -33,6 +33,7 @@ from app.auth import issue_dev_token
 from app.main import create_app
 from app.services import SERVICES
 from app.settings import Settings
+from tests.support.servers import wait_healthy
 
 REPO = Path(__file__).resolve().parents[2]
 NODE_DIR = REPO / "tests" / "node" / "socketio"
@@ -372,7 +373,12 @@ async def start_app_process(tmp_path: Path) -> AsyncIterator[StartAppProcess]:
             )
         instance = AppProcess(port, process, log_path)
         started.append(instance)
-        await _wait_healthy(instance)
+        try:
+            await wait_healthy(instance.base_url, alive=lambda: instance.process.returncode is None)
+        except (RuntimeError, TimeoutError) as error:
+            raise AssertionError(
+                f"python -m app did not become healthy:\n{instance.log()}"
+            ) from error
         return instance
 
     yield start
@@ -384,23 +390,6 @@ async def start_app_process(tmp_path: Path) -> AsyncIterator[StartAppProcess]:
             except TimeoutError:
                 instance.process.kill()
                 await instance.process.wait()
-
-
-async def _wait_healthy(instance: AppProcess, timeout: float = 30.0) -> None:
-    """Poll ``/healthz`` until it answers: the process has migrated and is serving."""
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2)) as http:
-        deadline = asyncio.get_running_loop().time() + timeout
-        while asyncio.get_running_loop().time() < deadline:
-            if instance.process.returncode is not None:
-                break
-            try:
-                async with http.get(f"{instance.base_url}/healthz") as response:
-                    if response.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.1)
-    raise AssertionError(f"python -m app did not become healthy:\n{instance.log()}")
 
 
 def token_for(user_id: str, ttl: timedelta = timedelta(hours=1)) -> str:
