@@ -7,6 +7,7 @@ Every error is a JSON object ``{"error": code, "message": text}``; validation er
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import json
@@ -24,7 +25,7 @@ from app.jobs.processor import Processor
 from app.jobs.schemas import TaskPayload
 from app.jobs.submit import submit_job
 from app.jobs.types import JOB_TYPES, JobType
-from app.jobs.views import job_view
+from app.jobs.views import job_view, signed_job_view
 from app.models import MAX_JOB_ID_LENGTH
 from app.services import SERVICES
 from daygen_queue import InvalidDelivery, TaskDelivery
@@ -199,7 +200,7 @@ async def get_job(request: web.Request) -> web.Response:
     )
     if job is None:
         raise ApiError(404, "not_found", f"no job {job_id!r}")
-    return web.json_response(job_view(job))
+    return web.json_response(await signed_job_view(job, request.app[SERVICES].storage))
 
 
 def encode_cursor(created_at: datetime, job_id: str) -> str:
@@ -235,7 +236,9 @@ async def list_jobs(request: web.Request) -> web.Response:
     rows = await request.app[SERVICES].store.list_jobs(user_id, limit=limit + 1, after=after)
     page, more = rows[:limit], len(rows) > limit
     next_cursor = encode_cursor(page[-1].created_at, page[-1].id) if more and page else None
-    return web.json_response({"jobs": [job_view(row) for row in page], "nextCursor": next_cursor})
+    storage = request.app[SERVICES].storage
+    views = await asyncio.gather(*(signed_job_view(row, storage) for row in page))
+    return web.json_response({"jobs": views, "nextCursor": next_cursor})
 
 
 async def me(request: web.Request) -> web.Response:

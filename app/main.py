@@ -22,17 +22,19 @@ from app.jobs.reconciler import Reconciler
 from app.jobs.store import JobStore
 from app.jobs.types import JOB_TYPES, queue_config
 from app.migrate import migrate
+from app.outbound import OutboundHttp
 from app.providers.base import Providers
 from app.providers.registry import build_providers
 from app.realtime import SSE_ROUTE, LiveUpdates, SocketHandlers, sse_handler
 from app.services import SERVICES, Services
 from app.settings import Settings
-from app.storage import LocalStorage, Storage, media_routes
+from app.storage import Storage, media_routes, open_storage
 from daygen_queue import Clock, SystemClock, TaskQueue, open_task_queue
 
 log = logging.getLogger("app")
 
 RECONCILER = web.AppKey("reconciler", Reconciler)
+OUTBOUND_HTTP = web.AppKey("outbound_http", OutboundHttp)
 EMULATOR_CONSOLE_PATH = "/_emulator/"
 
 Lifetime = Callable[[web.Application], AsyncIterator[None]]
@@ -68,13 +70,19 @@ def create_app(
         app.cleanup_ctx.append(_queues(task_queue, settings, owned=True))
     else:
         app.cleanup_ctx.append(_queues(task_queue, settings, owned=False))
+    outbound = OutboundHttp()
+    app[OUTBOUND_HTTP] = outbound
     if storage is None:
-        storage = LocalStorage(settings.storage_dir, settings.base_url, aliases=_aliases(settings))
+        storage = open_storage(settings, outbound, aliases=_aliases(settings))
+        app.cleanup_ctx.append(_outbound(outbound, storage))
+    else:
+        app.cleanup_ctx.append(_outbound(outbound, None))
     store = JobStore(database, clock, starting_credits=settings.starting_credits)
     users = UserAuthenticator(settings)
     if events is None:
         live = LiveUpdates(settings)
-        _serve_live_updates(app, live, SocketHandlers(live.sio, store=store, users=users))
+        handlers = SocketHandlers(live.sio, store=store, users=users, storage=storage)
+        _serve_live_updates(app, live, handlers)
         app.router.add_get(
             SSE_ROUTE, sse_handler(live.streams, store, settings.sse_heartbeat_seconds)
         )
@@ -94,8 +102,7 @@ def create_app(
     app[RECONCILER] = reconciler
     app.cleanup_ctx.append(_running(reconciler, settings, database))
     app.add_routes(api_routes())
-    if isinstance(storage, LocalStorage):
-        app.add_routes(media_routes(storage))
+    app.add_routes(media_routes(storage))
     _mount_emulator_console(app, task_queue, settings)
     return app
 
@@ -130,6 +137,20 @@ def _aliases(settings: Settings) -> list[str]:
     base = settings.base_url
     swaps = [("127.0.0.1", "localhost"), ("localhost", "127.0.0.1")]
     return [base.replace(a, b, 1) for a, b in swaps if f"//{a}" in base]
+
+
+def _outbound(outbound: OutboundHttp, storage: Storage | None) -> Lifetime:
+    """The shared outbound session (and the storage the app built on it) closed at the end."""
+
+    async def lifetime(app: web.Application) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            if storage is not None:
+                await storage.close()
+            await outbound.close()
+
+    return lifetime
 
 
 def _database(database: Database, *, owned: bool) -> Lifetime:

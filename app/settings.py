@@ -73,12 +73,60 @@ class Settings(BaseSettings):
 
     # Providers: every name is served locally until the real adapters land (app.providers).
     bfl_api_key: SecretStr | None = None
-    runway_api_key: SecretStr | None = None
+    runway_api_key: SecretStr | None = Field(
+        None, description="Former name of RUNWAYML_API_SECRET, still read."
+    )
     replicate_api_token: SecretStr | None = None
     local_providers_only: bool = False
+    # The real adapters (app.providers.bfl / runway / replicate). Base URLs are the vendors'
+    # documented hosts; tests and `make run-fakes` point them at local fakes.
+    bfl_api_url: str = Field(
+        "https://api.bfl.ai",
+        description="BFL API base (regional: https://api.eu.bfl.ai, https://api.us.bfl.ai). "
+        "The key is sent only to this host and to *.bfl.ai.",
+    )
+    runwayml_api_secret: SecretStr | None = None
+    runwayml_base_url: str = "https://api.dev.runwayml.com"
+    replicate_base_url: str = "https://api.replicate.com"
+    replicate_upscale_version: str = Field(
+        "42fed1c4974146d4d2414e2be2c5277c7fcf05fcc3a73abf41610695738c1d7b",
+        pattern=r"^[0-9a-f]{64}$",
+        description="The nightmareai/real-esrgan version every upscale runs (pinned).",
+    )
+    # Active provider tasks allowed at once, per provider (the queue's concurrency per job
+    # type will be shaped from these): BFL allows 24 active tasks; Runway's cap depends on the
+    # organisation's tier (1-2 per model at tier 1); Replicate limits creations to 600/min.
+    bfl_max_concurrency: int = Field(24, ge=1, le=1000)
+    runwayml_max_concurrency: int = Field(2, ge=1, le=1000)
+    replicate_max_concurrency: int = Field(10, ge=1, le=1000)
 
     # Storage and source images.
-    storage_dir: Path = Path("./var/media")
+    storage_url: str | None = Field(
+        None,
+        description="file://PATH (the local folder, default file://./var/media) or "
+        "gs://BUCKET/PREFIX (Google Cloud Storage). Wins over STORAGE_DIR when both are set.",
+    )
+    storage_dir: Path = Field(
+        Path("./var/media"), description="The local folder; the older spelling of file://PATH."
+    )
+    storage_emulator_host: str | None = Field(
+        None,
+        description="A Cloud Storage emulator (host:port or http://host:port), read as "
+        "Google's clients read it: no credentials, no TLS.",
+    )
+    storage_signing_key_file: Path | None = Field(
+        None,
+        description="A service-account JSON key that signs Cloud Storage URLs. Unset: "
+        "Application Default Credentials (a key file, or IAM signBlob on Cloud Run).",
+    )
+    storage_signing_service_account: str | None = Field(
+        None,
+        description="The account IAM signBlob signs as (default: the runtime's own; it needs "
+        "roles/iam.serviceAccountTokenCreator on itself).",
+    )
+    media_url_ttl_seconds: int = Field(
+        3600, ge=1, le=7 * 24 * 3600, description="Lifetime of signed result URLs (V4: <= 7 days)."
+    )
     source_fetch_allow_private: bool = Field(
         False, description="Allow source image URLs on private/loopback addresses (dev only)."
     )
@@ -133,6 +181,32 @@ class Settings(BaseSettings):
         if isinstance(value, list):
             return [origin for origin in value if origin] or ["*"]
         return value
+
+    @field_validator("storage_url")
+    @classmethod
+    def _storage_scheme(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("file://", "gs://")):
+            raise ValueError("STORAGE_URL must be file://PATH or gs://BUCKET/PREFIX")
+        return value
+
+    @property
+    def storage_location(self) -> str:
+        """Where results go, as a URL: ``STORAGE_URL``, else ``STORAGE_DIR`` as ``file://``."""
+        if self.storage_url is not None:
+            return self.storage_url
+        folder = self.storage_dir
+        return f"file://{folder}" if folder.is_absolute() else f"file://./{folder}"
+
+    @property
+    def runway_secret(self) -> SecretStr | None:
+        """``RUNWAYML_API_SECRET`` (the SDK's name), else the older ``RUNWAY_API_KEY``."""
+        return self.runwayml_api_secret or self.runway_api_key
+
+    @model_validator(mode="after")
+    def _one_storage(self) -> Self:
+        if self.storage_url is not None and "storage_dir" in self.model_fields_set:
+            log.warning("STORAGE_URL and STORAGE_DIR are both set; STORAGE_URL wins")
+        return self
 
     @model_validator(mode="after")
     def _secrets(self) -> Self:

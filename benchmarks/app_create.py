@@ -20,9 +20,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-import aiohttp
-
-from benchmarks.common import free_port, median, parser, print_table, wait_ready, write_json
+from benchmarks.common import (
+    create_jobs,
+    free_port,
+    median,
+    parser,
+    print_table,
+    wait_ready,
+    write_json,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 CLIENTS = 50
@@ -87,29 +93,7 @@ def serve_app(port: int, database: str, storage: str) -> None:
 
 async def hammer(base: str, tokens: list[str], requests: int) -> float:
     """``requests`` POSTs from ``len(tokens)`` concurrent clients; returns requests/s."""
-    connector = aiohttp.TCPConnector(limit=0)
-    async with aiohttp.ClientSession(connector=connector) as session:
-        remaining = requests
-        failures = 0
-
-        async def client(token: str) -> None:
-            nonlocal remaining, failures
-            headers = {"Authorization": f"Bearer {token}"}
-            while remaining > 0:
-                remaining -= 1
-                async with session.post(
-                    base + "/api/jobs/image-generation", json=BODY, headers=headers
-                ) as response:
-                    await response.read()
-                    if response.status != 202:
-                        failures += 1
-
-        started = time.perf_counter()
-        await asyncio.gather(*(client(token) for token in tokens))
-        elapsed = time.perf_counter() - started
-        if failures:
-            raise RuntimeError(f"{failures} requests failed")
-        return requests / elapsed
+    return requests / await create_jobs(base, tokens, requests, BODY)
 
 
 def start(kind: str, port: int, workdir: str) -> subprocess.Popen[bytes]:

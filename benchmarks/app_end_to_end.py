@@ -21,10 +21,17 @@ import time
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import jwt
 
-from benchmarks.common import free_port, median, parser, print_table, wait_ready, write_json
+from benchmarks.common import (
+    create_jobs,
+    free_port,
+    median,
+    parser,
+    print_table,
+    wait_ready,
+    write_json,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 CLIENTS = 50
@@ -75,23 +82,8 @@ async def one_run(jobs: int) -> dict[str, float]:
                 jwt.encode({"sub": f"bench-{i}", "exp": exp}, SECRET, algorithm="HS256")
                 for i in range(CLIENTS)
             ]
-            remaining = jobs
             started = time.perf_counter()
-            async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
-
-                async def client(token: str) -> None:
-                    nonlocal remaining
-                    headers = {"Authorization": f"Bearer {token}"}
-                    while remaining > 0:
-                        remaining -= 1
-                        async with http.post(
-                            base + "/api/jobs/image-generation", json=BODY, headers=headers
-                        ) as response:
-                            await response.read()
-                            if response.status != 202:
-                                raise RuntimeError(f"create answered {response.status}")
-
-                await asyncio.gather(*(client(token) for token in tokens))
+            await create_jobs(base, tokens, jobs, BODY)
             created = time.perf_counter()
             while True:
                 done, failed = completed(database)

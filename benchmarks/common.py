@@ -9,10 +9,12 @@ import json
 import socket
 import statistics
 import subprocess
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 from aiohttp import web
 
 from tests.support.servers import start_site, wait_healthy
@@ -78,6 +80,29 @@ def free_port() -> int:
 async def wait_ready(base: str, process: subprocess.Popen[bytes]) -> None:
     """Until the service at ``base`` answers ``/healthz`` (15 s at most)."""
     await wait_healthy(base, timeout=15.0, alive=lambda: process.poll() is None)
+
+
+async def create_jobs(
+    base: str, tokens: list[str], count: int, body: dict[str, Any], kind: str = "image-generation"
+) -> float:
+    """``count`` job creations (``POST /api/jobs/<kind>``) from one concurrent client per
+    token, each refusal an error; returns the seconds it took."""
+    remaining = count
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
+
+        async def client(token: str) -> None:
+            nonlocal remaining
+            headers = {"Authorization": f"Bearer {token}"}
+            while remaining > 0:
+                remaining -= 1
+                async with http.post(f"{base}/api/jobs/{kind}", json=body, headers=headers) as r:
+                    await r.read()
+                    if r.status != 202:
+                        raise RuntimeError(f"create answered {r.status}")
+
+        started = time.perf_counter()
+        await asyncio.gather(*(client(token) for token in tokens))
+        return time.perf_counter() - started
 
 
 class CountingReceiver:

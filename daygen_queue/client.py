@@ -13,16 +13,17 @@ Named for what it speaks: it is a ``TaskQueue`` for any Cloud Tasks, Google's or
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Self
 
 from google.api_core import exceptions as google_errors
 from google.protobuf import field_mask_pb2
 
+from daygen_queue import batches
 from daygen_queue import messages as pb
 from daygen_queue.config import QueueConfig
 from daygen_queue.error_translation import translate_error, translated
-from daygen_queue.errors import BackendUnavailable, QueueNotFound
+from daygen_queue.errors import BackendUnavailable, QueueError, QueueNotFound
 from daygen_queue.models import NewTask, Queue, Task
 from daygen_queue.rpc import CloudTasksRpc
 
@@ -37,8 +38,17 @@ class CloudTasksQueue:
     short ids (queue ``image-generation-queue``, task ``job-123``).
     """
 
-    def __init__(self, rpc: CloudTasksRpc, *, project: str, location: str) -> None:
+    def __init__(
+        self,
+        rpc: CloudTasksRpc,
+        *,
+        project: str,
+        location: str,
+        operation_timeout: float = 60.0,
+    ) -> None:
+        """``operation_timeout``: how long ``create_tasks`` polls one batch operation."""
         self.rpc = rpc
+        self.operation_timeout = operation_timeout
         self.project = project
         self.location = location
         self.parent = f"projects/{project}/locations/{location}"
@@ -119,6 +129,16 @@ class CloudTasksQueue:
         except google_errors.GoogleAPICallError as error:
             raise translate_error(error, "task") from None
         return pb.task_model(created, sent=(task.http_request, request.task.http_request))
+
+    async def create_tasks(self, queue: str, tasks: Sequence[NewTask]) -> list[Task | QueueError]:
+        """BatchCreateTasks, 100 tasks per call, one result per task in order."""
+        path = self.queue_path(queue)
+        results: list[Task | QueueError] = []
+        for chunk in batches.chunks(tasks):
+            results.extend(
+                await batches.create_chunk(self.rpc, path, chunk, timeout=self.operation_timeout)
+            )
+        return results
 
     async def get_task(self, queue: str, task: str) -> Task:
         request = pb.GetTaskRequestPb(name=self.task_path(queue, task), response_view=pb.FULL_VIEW)

@@ -38,7 +38,8 @@ class RetryConfig(BaseModel):
     max_retry_duration: timedelta = timedelta(0)
     min_backoff: timedelta = timedelta(milliseconds=100)
     max_backoff: timedelta = timedelta(seconds=3600)
-    max_doublings: int = Field(16, ge=0)
+    # Cloud Tasks reads 0 as unset (proto3) and reports its default, 16, instead.
+    max_doublings: int = Field(16, ge=1)
 
     @field_validator("max_attempts")
     @classmethod

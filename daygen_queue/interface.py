@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
 from daygen_queue.config import QueueConfig
+from daygen_queue.errors import QueueError
 from daygen_queue.models import NewTask, Queue, Task
 
 
@@ -54,6 +56,13 @@ class TaskQueue(Protocol):
     async def create_task(self, queue: str, task: NewTask) -> Task:
         """Durably stored when it returns. Raises ``QueueNotFound``, ``TaskAlreadyExists``
         (dedup by name) or ``InvalidArgument``."""
+        ...
+
+    async def create_tasks(self, queue: str, tasks: Sequence[NewTask]) -> list[Task | QueueError]:
+        """Create many tasks in one queue (Cloud Tasks' BatchCreateTasks, 100 per call). Not
+        atomic: one result per task, in order, the created ``Task`` or the ``QueueError`` that
+        task alone would have raised. A failure of the whole call (``QueueNotFound``,
+        ``BackendUnavailable``...) raises."""
         ...
 
     async def get_task(self, queue: str, task: str) -> Task:

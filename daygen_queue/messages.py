@@ -45,6 +45,9 @@ GetTaskRequestPb: Final[Any] = tasks_v2.GetTaskRequest.pb()
 CreateTaskRequestPb: Final[Any] = tasks_v2.CreateTaskRequest.pb()
 DeleteTaskRequestPb: Final[Any] = tasks_v2.DeleteTaskRequest.pb()
 RunTaskRequestPb: Final[Any] = tasks_v2.RunTaskRequest.pb()
+BatchCreateTasksRequestPb: Final[Any] = tasks_v2.BatchCreateTasksRequest.pb()
+BatchCreateTasksResponsePb: Final[Any] = tasks_v2.BatchCreateTasksResponse.pb()
+BatchCreateTasksMetadataPb: Final[Any] = tasks_v2.BatchCreateTasksMetadata.pb()
 
 # Every task read asks for the FULL view: BASIC (the default) leaves the body out.
 FULL_VIEW: Final = int(tasks_v2.Task.View.FULL)
@@ -109,12 +112,25 @@ def fill_queue(target: Any, config: QueueConfig, name: str) -> None:
     rate, retry = config.rate_limits, config.retry_config
     target.rate_limits.max_dispatches_per_second = rate.max_dispatches_per_second
     target.rate_limits.max_concurrent_dispatches = rate.max_concurrent_dispatches
-    out = target.retry_config
+    _fill_retry(target.retry_config, retry)
+
+
+def _fill_retry(out: Any, retry: RetryConfig) -> None:
     out.max_attempts = retry.max_attempts
     out.max_retry_duration.FromTimedelta(retry.max_retry_duration)
     out.min_backoff.FromTimedelta(retry.min_backoff)
     out.max_backoff.FromTimedelta(retry.max_backoff)
     out.max_doublings = retry.max_doublings
+
+
+def _retry_model(retry: Any) -> RetryConfig:
+    return RetryConfig(
+        max_attempts=retry.max_attempts,
+        max_retry_duration=_duration(retry.max_retry_duration),
+        min_backoff=_duration(retry.min_backoff),
+        max_backoff=_duration(retry.max_backoff),
+        max_doublings=retry.max_doublings,
+    )
 
 
 def queue_model(queue: Any, stats: QueueStats | None = None) -> Queue:
@@ -127,13 +143,7 @@ def queue_model(queue: Any, stats: QueueStats | None = None) -> Queue:
             max_concurrent_dispatches=rate.max_concurrent_dispatches,
             max_burst_size=rate.max_burst_size,
         ),
-        retry_config=RetryConfig(
-            max_attempts=retry.max_attempts,
-            max_retry_duration=_duration(retry.max_retry_duration),
-            min_backoff=_duration(retry.min_backoff),
-            max_backoff=_duration(retry.max_backoff),
-            max_doublings=retry.max_doublings,
-        ),
+        retry_config=_retry_model(retry),
     )
     return Queue(
         config=config,
@@ -181,6 +191,8 @@ def create_task_request(queue_path: str, task: NewTask) -> Any:
         out.schedule_time.FromDatetime(task.schedule_time)
     if task.dispatch_deadline is not None:
         out.dispatch_deadline.FromTimedelta(task.dispatch_deadline)
+    if task.retry_config is not None:
+        _fill_retry(out.retry_config, task.retry_config)
     return request
 
 
@@ -252,6 +264,8 @@ def task_model(task: Any, sent: tuple[HttpRequest, Any] | None = None) -> Task:
         if task.HasField("last_attempt")
         else None,
     }
+    if task.HasField("retry_config"):
+        fields["retry_config"] = _retry_model(task.retry_config)
     try:
         return cast(Task, _validate_task(fields))
     except ValidationError:

@@ -8,7 +8,7 @@ from typing import Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from daygen_queue.config import QueueConfig
+from daygen_queue.config import QueueConfig, RetryConfig
 
 HttpMethod = Literal["POST", "GET", "HEAD", "PUT", "DELETE", "PATCH", "OPTIONS"]
 TASK_ID_PATTERN = r"^[A-Za-z0-9_-]{1,500}$"
@@ -55,7 +55,9 @@ class HttpRequest(BaseModel):
 
 class NewTask(BaseModel):
     """What ``create_task`` takes. A ``name`` turns on dedup: the same name is refused
-    (``TaskAlreadyExists``) while the task lives and for a while after it finished."""
+    (``TaskAlreadyExists``) while the task lives and for a while after it finished.
+    ``retry_config``, when set, replaces the queue's retry policy for this task (stop rule
+    and backoff; Cloud Tasks' ``Task.retry_config``)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -63,6 +65,7 @@ class NewTask(BaseModel):
     name: str | None = Field(None, pattern=TASK_ID_PATTERN)
     schedule_time: datetime | None = None
     dispatch_deadline: timedelta | None = None
+    retry_config: RetryConfig | None = None
 
     @field_validator("schedule_time")
     @classmethod
@@ -104,6 +107,7 @@ class Task(BaseModel):
     response_count: int = 0
     first_attempt: Attempt | None = None
     last_attempt: Attempt | None = None
+    retry_config: RetryConfig | None = None  # the task's own policy, when it has one
 
 
 class QueueStats(BaseModel):

@@ -79,6 +79,15 @@ class CloudTasksRpc(Protocol):
         """``CreateTaskRequest`` -> ``Task``."""
         ...
 
+    async def batch_create_tasks(self, request: Any) -> Any:
+        """``BatchCreateTasksRequest`` -> the ``google.longrunning.Operation`` as first
+        answered (done or not: the caller polls ``get_operation``)."""
+        ...
+
+    async def get_operation(self, request: Any) -> Any:
+        """``google.longrunning.GetOperationRequest`` -> ``Operation``."""
+        ...
+
     async def delete_task(self, request: Any) -> Any:
         """``DeleteTaskRequest`` -> ``Empty``."""
         ...

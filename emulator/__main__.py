@@ -31,10 +31,11 @@ from aiohttp import web
 
 from emulator import console, rules
 from emulator.dispatch import HttpDispatcher
-from emulator.engine import Engine
+from emulator.engine import DEFAULT_APP_ENGINE_HOST, Engine
 from emulator.errors import NotFound
 from emulator.grpc_server import build_server
 from emulator.oidc import GOOGLE_ISSUER, OidcIssuer
+from emulator.operations import DEFAULT_RETENTION
 from emulator.queues_file import QueuesFileError, load_queue_specs
 from emulator.rest import build_app
 from emulator.service import CloudTasksService
@@ -45,7 +46,8 @@ log = logging.getLogger("emulator")
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="cloud-tasks-emulator", description="A local Google Cloud Tasks (v2 API)."
+        prog="cloud-tasks-emulator",
+        description="A local Google Cloud Tasks (v2 and v2beta3 APIs).",
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default loopback)")
     parser.add_argument("--port", type=int, default=8123, help="gRPC port (0 = any free port)")
@@ -72,6 +74,24 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="seconds a deleted queue's name stays reserved (default 7 days)",
     )
     parser.add_argument("--oidc-issuer", default=GOOGLE_ISSUER, help="iss of minted OIDC tokens")
+    parser.add_argument(
+        "--app-engine-host",
+        default=DEFAULT_APP_ENGINE_HOST,
+        help="where App Engine tasks are delivered (default http://127.0.0.1:8080)",
+    )
+    parser.add_argument(
+        "--operation-retention",
+        type=float,
+        default=DEFAULT_RETENTION.total_seconds(),
+        help="seconds a batch operation stays readable by GetOperation (default 86400)",
+    )
+    parser.add_argument(
+        "--operation-polls",
+        type=int,
+        default=0,
+        help="answers that report a batch operation still RUNNING before it is done "
+        "(default 0: done at once)",
+    )
     parser.add_argument("--log-level", default="WARNING")
     return parser.parse_args(argv)
 
@@ -158,11 +178,16 @@ async def serve(args: argparse.Namespace) -> int:
         token_minter=issuer,
         task_tombstone_ttl=tombstone_ttl,
         queue_tombstone_ttl=timedelta(seconds=args.queue_tombstone_ttl),
+        app_engine_host=args.app_engine_host,
         event_history=10_000,
     )
     await engine.start()
     service = CloudTasksService(
-        engine, default_location=args.location, task_tombstone_ttl=tombstone_ttl
+        engine,
+        default_location=args.location,
+        task_tombstone_ttl=tombstone_ttl,
+        operation_retention=timedelta(seconds=args.operation_retention),
+        pending_operation_polls=args.operation_polls,
     )
     parent = f"projects/{args.project}/locations/{args.location}"
     service.note_parent(parent)

@@ -1,5 +1,5 @@
-"""Cloud Tasks v2 protobuf messages <-> the engine's plain dataclasses, shared by the gRPC and
-REST faces.
+"""Cloud Tasks task messages (v2 and v2beta3) <-> the engine's plain dataclasses, shared by
+the gRPC, REST and in-process faces; queues are in ``emulator.queue_pb``.
 
 We work on the *raw* protobuf classes behind google-cloud-tasks' proto-plus types
 (``tasks_v2.Task.pb()``): proto-plus wraps every attribute access in Python (a Timestamp set
@@ -12,30 +12,27 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any, Final
 
-from google.cloud import tasks_v2, tasks_v2beta3
+from google.cloud import tasks_v2
 from google.protobuf import duration_pb2, timestamp_pb2
 
 from emulator import rules
+from emulator.apis import V2, Api
 from emulator.errors import InvalidArgument
 from emulator.model import (
+    AppEngineRouting,
     Attempt,
     HttpTarget,
     NewTaskSpec,
+    OAuthToken,
     OidcToken,
-    QueueRecord,
-    QueueSpec,
     QueueState,
-    QueueStats,
-    RateLimits,
     RetryConfig,
     TaskRecord,
 )
 
 # The raw protobuf classes (upb). Typed Any: they are generated at import time.
-QueuePb: Final[Any] = tasks_v2.Queue.pb()
 TaskPb: Final[Any] = tasks_v2.Task.pb()
 HttpRequestPb: Final[Any] = tasks_v2.HttpRequest.pb()
-BetaQueuePb: Final[Any] = tasks_v2beta3.Queue.pb()
 
 VIEW_BASIC: Final = int(tasks_v2.Task.View.BASIC)
 VIEW_FULL: Final = int(tasks_v2.Task.View.FULL)
@@ -97,131 +94,112 @@ def read_duration(source: duration_pb2.Duration) -> timedelta:
     return timedelta(0, source.seconds, source.nanos // 1000)
 
 
-# ------------------------------------------------------------------ queues
+# ------------------------------------------------------------------ retry and routing
 
 
-def queue_spec_from_pb(queue: Any) -> QueueSpec:
-    """A Queue message as a spec. Unset (zero) fields stay zero: the engine applies the
-    server defaults, as proto3 "unset" means.
-
-    One exception: ``max_doublings`` 0 is a meaningful value (purely linear backoff), so it is
-    kept whenever the message has a ``retry_config``; only a queue without any
-    ``retry_config`` gets the default 16 for it (with every other retry default). UpdateQueue
-    merges the request into the current queue, whose ``retry_config`` is always present, so
-    there a masked zero is kept and an unmasked ``max_doublings`` keeps its current value.
-    """
-    rate = queue.rate_limits
-    spec = QueueSpec(
-        name=queue.name,
-        rate_limits=RateLimits(
-            max_dispatches_per_second=rate.max_dispatches_per_second,
-            max_concurrent_dispatches=rate.max_concurrent_dispatches,
-        ),
+def retry_from_pb(retry: Any) -> RetryConfig:
+    """A RetryConfig message as it was sent: zero fields stay zero (the engine gives them
+    Cloud Tasks' defaults, as proto3 "unset" means)."""
+    return RetryConfig(
+        max_attempts=retry.max_attempts,
+        max_retry_duration=read_duration(retry.max_retry_duration),
+        min_backoff=read_duration(retry.min_backoff),
+        max_backoff=read_duration(retry.max_backoff),
+        max_doublings=retry.max_doublings,
     )
-    if queue.HasField("retry_config"):
-        retry = queue.retry_config
-        spec.retry_config = RetryConfig(
-            max_attempts=retry.max_attempts,
-            max_retry_duration=read_duration(retry.max_retry_duration),
-            min_backoff=read_duration(retry.min_backoff),
-            max_backoff=read_duration(retry.max_backoff),
-            max_doublings=retry.max_doublings,
-        )
-    return spec
 
 
-def _fill_queue(target: Any, record: QueueRecord) -> None:
-    """The fields v2 and v2beta3 Queue messages share (same names, other numbers)."""
-    target.name = record.name
-    target.state = int(record.state)
-    rate, retry = record.rate_limits, record.retry_config
-    out_rate = target.rate_limits
-    out_rate.max_dispatches_per_second = rate.max_dispatches_per_second
-    out_rate.max_burst_size = rate.max_burst_size
-    out_rate.max_concurrent_dispatches = rate.max_concurrent_dispatches
-    out_retry = target.retry_config
-    out_retry.max_attempts = retry.max_attempts
-    set_duration(out_retry.max_retry_duration, retry.max_retry_duration)
-    set_duration(out_retry.min_backoff, retry.min_backoff)
-    set_duration(out_retry.max_backoff, retry.max_backoff)
-    out_retry.max_doublings = retry.max_doublings
-    if record.purge_time is not None:
-        set_timestamp(target.purge_time, record.purge_time)
+def retry_to_pb(target: Any, retry: RetryConfig) -> None:
+    target.max_attempts = retry.max_attempts
+    set_duration(target.max_retry_duration, retry.max_retry_duration)
+    set_duration(target.min_backoff, retry.min_backoff)
+    set_duration(target.max_backoff, retry.max_backoff)
+    target.max_doublings = retry.max_doublings
 
 
-def queue_to_pb(record: QueueRecord) -> Any:
-    queue = QueuePb()
-    _fill_queue(queue, record)
-    return queue
+def routing_from_pb(routing: Any) -> AppEngineRouting:
+    """``host`` is output only: computed from the rest, never read."""
+    return AppEngineRouting(routing.service, routing.version, routing.instance)
 
 
-def queue_to_v2beta3_pb(
-    record: QueueRecord,
-    stats: QueueStats | None,
-    *,
-    task_ttl: timedelta,
-    tombstone_ttl: timedelta,
-) -> Any:
-    """The v2beta3 Queue: v2's fields (renumbered) plus ``stats`` when asked for. v2 has no
-    queue statistics, so clients read them from v2beta3's GetQueue with a read mask, as they
-    would against Google."""
-    queue = BetaQueuePb()
-    _fill_queue(queue, record)
-    set_duration(queue.task_ttl, task_ttl)
-    set_duration(queue.tombstone_ttl, tombstone_ttl)
-    if stats is not None:
-        out = queue.stats
-        out.tasks_count = stats.tasks_count
-        if stats.oldest_estimated_arrival_time is not None:
-            set_timestamp(out.oldest_estimated_arrival_time, stats.oldest_estimated_arrival_time)
-        out.executed_last_minute_count = stats.executed_last_minute_count
-        out.concurrent_dispatches_count = stats.concurrent_dispatches_count
-        out.effective_execution_rate = stats.effective_execution_rate
-    return queue
+def routing_to_pb(target: Any, routing: AppEngineRouting, project: str) -> None:
+    from emulator.targets import routing_host  # targets imports the model only
+
+    target.service = routing.service
+    target.version = routing.version
+    target.instance = routing.instance
+    target.host = routing_host(project, routing)
 
 
 # ------------------------------------------------------------------ tasks
 
 
-def new_task_from_pb(task: Any) -> NewTaskSpec:
+def new_task_from_pb(task: Any, api: Api = V2) -> NewTaskSpec:
     """A CreateTask request's task as the engine's spec (the engine validates the values)."""
-    if task.HasField("app_engine_http_request"):
-        raise InvalidArgument(
-            "App Engine tasks are not supported by the emulator: use Task.httpRequest."
-        )
-    if not task.HasField("http_request"):
-        raise InvalidArgument("Task.httpRequest is required.")
-    request = task.http_request
-    if request.HasField("oauth_token"):
-        raise InvalidArgument(
-            "HttpRequest.oauthToken is not supported by the emulator (it cannot mint Google "
-            "access tokens); use HttpRequest.oidcToken."
-        )
-    oidc: OidcToken | None = None
-    if request.HasField("oidc_token"):
-        token = request.oidc_token
-        if not token.service_account_email:
-            raise InvalidArgument("OidcToken.serviceAccountEmail is required.")
-        oidc = OidcToken(token.service_account_email, token.audience)
-    method = HTTP_METHOD_NAMES.get(request.http_method)
-    if method is None:
-        raise InvalidArgument(f"HttpRequest.httpMethod {request.http_method} is not supported.")
     deadline: timedelta | None = None
     if task.HasField("dispatch_deadline"):
         deadline = read_duration(task.dispatch_deadline) or None
+    if task.HasField("http_request"):
+        target = _http_target_from_pb(task.http_request)
+    elif task.HasField("app_engine_http_request"):
+        target = _app_engine_from_pb(task.app_engine_http_request)
+    elif api.beta and task.HasField("pull_message"):
+        raise InvalidArgument("Task.pullMessage cannot be set through the Cloud Tasks API.")
+    else:
+        raise InvalidArgument("Task.httpRequest or Task.appEngineHttpRequest is required.")
     return NewTaskSpec(
-        http_request=HttpTarget(
-            url=request.url,
-            http_method=method,
-            headers=dict(request.headers) if request.headers else {},  # dict(empty map): 2 us
-            body=request.body,
-            oidc_token=oidc,
-        ),
+        http_request=target,
         name=task.name or None,
         schedule_time=(
             read_timestamp(task.schedule_time) if task.HasField("schedule_time") else None
         ),
         dispatch_deadline=deadline,
+        retry_config=retry_from_pb(task.retry_config) if task.HasField("retry_config") else None,
+    )
+
+
+def _method_name(number: int, where: str) -> str:
+    method = HTTP_METHOD_NAMES.get(number)
+    if method is None:
+        raise InvalidArgument(f"{where}.httpMethod {number} is not supported.")
+    return method
+
+
+def _http_target_from_pb(request: Any) -> HttpTarget:
+    oidc: OidcToken | None = None
+    oauth: OAuthToken | None = None
+    if request.HasField("oidc_token"):
+        token = request.oidc_token
+        if not token.service_account_email:
+            raise InvalidArgument("OidcToken.serviceAccountEmail is required.")
+        oidc = OidcToken(token.service_account_email, token.audience)
+    elif request.HasField("oauth_token"):
+        grant = request.oauth_token
+        if not grant.service_account_email:
+            raise InvalidArgument("OAuthToken.serviceAccountEmail is required.")
+        oauth = OAuthToken(grant.service_account_email, grant.scope)
+    return HttpTarget(
+        url=request.url,
+        http_method=_method_name(request.http_method, "HttpRequest"),
+        headers=dict(request.headers) if request.headers else {},  # dict(empty map): 2 us
+        body=request.body,
+        oidc_token=oidc,
+        oauth_token=oauth,
+    )
+
+
+def _app_engine_from_pb(request: Any) -> HttpTarget:
+    routing = (
+        routing_from_pb(request.app_engine_routing)
+        if request.HasField("app_engine_routing")
+        else AppEngineRouting()
+    )
+    return HttpTarget(
+        url=request.relative_uri or "/",
+        http_method=_method_name(request.http_method, "AppEngineHttpRequest"),
+        headers=dict(request.headers) if request.headers else {},
+        body=request.body,
+        app_engine=routing,
     )
 
 
@@ -242,26 +220,43 @@ def _attempt_to_pb(target: Any, attempt: Attempt, *, first: bool) -> None:
         status.message = attempt.response_message
 
 
-def task_to_pb(record: TaskRecord, view: int = VIEW_BASIC) -> Any:
-    """BASIC (the default, and what 0 means) leaves out the body; FULL includes it."""
+def task_to_pb(
+    record: TaskRecord,
+    view: int = VIEW_BASIC,
+    api: Api = V2,
+    routing: AppEngineRouting | None = None,
+) -> Any:
+    """BASIC (the default, and what 0 means) leaves out the body; FULL includes it. An App
+    Engine task reports ``routing`` (the one it is dispatched with: the queue's override
+    when there is one) with its computed host."""
     full = view == VIEW_FULL
-    task = TaskPb(
+    task = (TaskPb if api is V2 else api.Task)(
         name=record.name,
         dispatch_count=record.dispatch_count,
         response_count=record.response_count,
         view=VIEW_FULL if full else VIEW_BASIC,
     )
     target = record.http_request
-    request = task.http_request
-    request.url = target.url
+    if target.app_engine is not None:
+        request = task.app_engine_http_request
+        request.relative_uri = target.url
+        routing_to_pb(
+            request.app_engine_routing, routing or target.app_engine, record.name.split("/", 2)[1]
+        )
+    else:
+        request = task.http_request
+        request.url = target.url
+        if target.oidc_token is not None:
+            request.oidc_token.service_account_email = target.oidc_token.service_account_email
+            request.oidc_token.audience = target.oidc_token.audience
+        elif target.oauth_token is not None:
+            request.oauth_token.service_account_email = target.oauth_token.service_account_email
+            request.oauth_token.scope = target.oauth_token.scope
     request.http_method = HTTP_METHOD_NUMBERS[target.http_method]
     if target.headers:
         request.headers.update(target.headers)
     if full and target.body:
         request.body = target.body
-    if target.oidc_token is not None:
-        request.oidc_token.service_account_email = target.oidc_token.service_account_email
-        request.oidc_token.audience = target.oidc_token.audience
     set_timestamp(task.schedule_time, record.schedule_time)
     set_timestamp(task.create_time, record.create_time)
     set_duration(task.dispatch_deadline, record.dispatch_deadline)
@@ -269,18 +264,21 @@ def task_to_pb(record: TaskRecord, view: int = VIEW_BASIC) -> Any:
         _attempt_to_pb(task.first_attempt, record.first_attempt, first=True)
     if record.last_attempt is not None:
         _attempt_to_pb(task.last_attempt, record.last_attempt, first=False)
+    if record.retry_config is not None:
+        retry_to_pb(task.retry_config, record.retry_config)
     return task
 
 
-def created_task_to_pb(sent: Any, record: TaskRecord, view: int) -> Any:
+def created_task_to_pb(sent: Any, record: TaskRecord, view: int, api: Api = V2) -> Any:
     """CreateTask's answer in the FULL view: the task as sent (one copy in C), completed with
-    what the service decided (name, schedule and create time, deadline) and cleared of the
-    output-only fields a client may have filled. It equals ``task_to_pb(record, view)``, built
-    in about half the time: CreateTask is the call every job makes. Other views, and a request
-    whose method was left unspecified, go through ``task_to_pb``."""
-    if view != VIEW_FULL or not sent.http_request.http_method:
-        return task_to_pb(record, view)
-    task = TaskPb()
+    what the service decided (name, schedule and create time, deadline, the task's retry
+    policy with its defaults) and cleared of the output-only fields a client may have filled.
+    It equals ``task_to_pb(record, view, api)``, built in about half the time: CreateTask is
+    the call every job makes. Other views, App Engine tasks (whose stored headers are Cloud
+    Tasks') and a request whose method was left unspecified go through ``task_to_pb``."""
+    if view != VIEW_FULL or not sent.HasField("http_request") or not sent.http_request.http_method:
+        return task_to_pb(record, view, api)
+    task = TaskPb() if api is V2 else api.Task()
     task.CopyFrom(sent)
     task.name = record.name
     set_timestamp(task.schedule_time, record.schedule_time)
@@ -290,5 +288,7 @@ def created_task_to_pb(sent: Any, record: TaskRecord, view: int) -> Any:
     task.response_count = record.response_count
     task.ClearField("first_attempt")
     task.ClearField("last_attempt")
+    if record.retry_config is not None:
+        retry_to_pb(task.retry_config, record.retry_config)
     task.view = VIEW_FULL
     return task

@@ -19,11 +19,11 @@ from __future__ import annotations
 
 import asyncio
 import random
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from emulator import rules
+from emulator import records, rules, targets
 from emulator.clock import Clock, SystemClock
 from emulator.deadlines import DeadlineHeap
 from emulator.dispatch import Dispatcher, DispatchRequest, DispatchResult, HttpDispatcher
@@ -43,12 +43,15 @@ from emulator.headers import attempt_headers
 from emulator.model import (
     Attempt,
     NewTaskSpec,
+    OAuthToken,
+    OidcToken,
     QueueRecord,
     QueueSpec,
     QueueState,
     QueueStats,
     TaskRecord,
 )
+from emulator.oauth import AccessTokens
 from emulator.runtime import QueueRuntime
 from emulator.store import MemoryStore, Store
 from emulator.tombstones import Tombstones
@@ -59,6 +62,11 @@ from emulator.validation import (
     split_task_name,
     validate_new_task,
     validate_queue_spec,
+)
+
+DEFAULT_APP_ENGINE_HOST = "http://127.0.0.1:8080"
+PULL_QUEUE_TASK = (
+    "Cannot add a push task to a pull queue: the task's target must match the queue type."
 )
 
 
@@ -93,13 +101,20 @@ class Engine:
         task_tombstone_ttl: timedelta = rules.DEFAULT_TASK_TOMBSTONE_TTL,
         queue_tombstone_ttl: timedelta = rules.DEFAULT_QUEUE_TOMBSTONE_TTL,
         token_minter: TokenMinter | None = None,
+        access_tokens: AccessTokens | None = None,
+        app_engine_host: str = DEFAULT_APP_ENGINE_HOST,
         seed: int | None = None,
         event_history: int = 100_000,
     ) -> None:
+        """``app_engine_host`` is where App Engine tasks go (their ``Host`` header still names
+        the routing's ``*.appspot.com`` host); ``access_tokens`` mints the opaque OAuth tokens
+        (one is made when not given)."""
         self._clock: Clock = clock if clock is not None else SystemClock()
         self._dispatcher: Dispatcher = dispatcher if dispatcher is not None else HttpDispatcher()
         self._store: Store = store if store is not None else MemoryStore()
         self._token_minter = token_minter
+        self.access_tokens = access_tokens if access_tokens is not None else AccessTokens()
+        self.app_engine_host = app_engine_host
         self._tombstones = Tombstones(task_ttl=task_tombstone_ttl, queue_ttl=queue_tombstone_ttl)
         self._driver = Driver(self, self._clock)
         # Generated task ids are 20 decimal digits like Cloud Tasks'; when time moves only
@@ -227,7 +242,7 @@ class Engine:
         return runtime  # every name in the table was validated when its queue was created
 
     async def create_queue(self, spec: QueueSpec) -> QueueRecord:
-        spec = _copy_spec(spec)
+        spec = records.copy_spec(spec)
         apply_queue_defaults(spec)
         validate_queue_spec(spec)
         now = self._clock.now()
@@ -235,6 +250,7 @@ class Engine:
             raise AlreadyExists(QUEUE_EXISTS, resource="queue")
         self._tombstones.check_queue(spec.name, now)
         record = QueueRecord(spec.name, spec.rate_limits, spec.retry_config)
+        records.apply_spec(record, spec)
         self._queues[spec.name] = QueueRuntime(record, now)
         self._store.put_queue(record)
         await self._store.flush()
@@ -248,12 +264,18 @@ class Engine:
         runtime = self._queues.get(spec.name)
         if runtime is None:
             return await self.create_queue(spec)
-        merged = _copy_spec(spec)
+        merged = records.copy_spec(spec)
         apply_queue_defaults(merged)
         validate_queue_spec(merged)
         record = runtime.record
         record.rate_limits = merged.rate_limits
         record.retry_config = merged.retry_config
+        record.http_target = merged.http_target
+        record.app_engine_routing_override = merged.app_engine_routing_override
+        if merged.task_ttl is not None:
+            record.task_ttl = merged.task_ttl
+        if merged.tombstone_ttl is not None:
+            record.tombstone_ttl = merged.tombstone_ttl
         now = self._clock.now()
         runtime.reconfigure(now)
         self._store.put_queue(record)
@@ -280,8 +302,9 @@ class Engine:
         now = self._clock.now()
         del self._queues[name]
         until = self._tombstones.bury_queue(name, now)
+        ttl = runtime.record.tombstone_ttl or self._tombstones.task_ttl
         for task in runtime.tasks.values():
-            self._store.remove_task(task.name, now + self._tombstones.task_ttl)
+            self._store.remove_task(task.name, now + ttl)
         runtime.tasks.clear()
         runtime.heap.clear()
         self._store.remove_queue(name, until)
@@ -325,7 +348,11 @@ class Engine:
     async def create_task(self, queue: str, spec: NewTaskSpec) -> TaskRecord:
         runtime = self._existing(queue)
         now = self._clock.now()
-        validate_new_task(spec, now)
+        record = runtime.record
+        if record.pull:
+            raise InvalidArgument(PULL_QUEUE_TASK, resource="queue")
+        routed = record.http_target is not None and record.http_target.has_routing
+        validate_new_task(spec, now, queue_routed=routed)
         if spec.name is not None:
             task_queue = _queue_of(spec.name, queue)
             if task_queue != queue:
@@ -340,29 +367,14 @@ class Engine:
             name = f"{queue}/tasks/{self._new_task_id()}"
             while name in runtime.tasks:
                 name = f"{queue}/tasks/{self._new_task_id()}"
-        target = spec.http_request
-        check_task_size(name, target)
-        if spec.schedule_time is None or spec.schedule_time < now:
-            schedule_time = now
-        else:
-            schedule_time = spec.schedule_time
-        task = TaskRecord(
-            name=name,
-            queue=queue,
-            # Kept as given, not copied: the caller hands the target over (the service builds
-            # a fresh one per request) and nothing in the engine changes it.
-            http_request=target,
-            schedule_time=schedule_time,
-            create_time=rules.truncate_to_second(now),
-            dispatch_deadline=spec.dispatch_deadline or rules.DEFAULT_DISPATCH_DEADLINE,
-            named=spec.name is not None,
-        )
+        check_task_size(name, spec.http_request)
+        task = records.new_task(name, queue, spec, now)
         self._emit(EventKind.TASK_CREATED, runtime.record.short_id, task.short_id)
         purge_time = runtime.record.purge_time
         if purge_time is not None and task.create_time <= purge_time:
             # Created in the purge's second: Cloud Tasks compares whole-second create times
             # with the purge time, so it purges this task too.
-            self._forget(task, now)
+            self._forget(task, now, record.tombstone_ttl)
             self._emit(EventKind.TASK_PURGED, runtime.record.short_id, task.short_id)
             await self._store.flush()
             return task
@@ -414,14 +426,20 @@ class Engine:
     # ------------------------------------------------------------------ attempts
 
     def _start_attempt(self, runtime: QueueRuntime, task: TaskRecord, now: datetime) -> None:
-        queue_id = runtime.record.short_id
-        headers = attempt_headers(queue_id, task)
-        oidc = task.http_request.oidc_token
-        if oidc is not None and self._token_minter is not None:
-            headers["Authorization"] = "Bearer " + self._token_minter.mint(
-                service_account_email=oidc.service_account_email,
-                audience=oidc.audience or task.http_request.url,
-            )
+        record = runtime.record
+        queue_id = record.short_id
+        target = task.http_request
+        if targets.needs_targets(record, target):
+            wire = self._wire_request(record, task)
+        else:  # the plain HTTP task: the hot path, inline
+            headers = attempt_headers(queue_id, task)
+            oidc = target.oidc_token
+            if oidc is not None and self._token_minter is not None:
+                headers["Authorization"] = "Bearer " + self._token_minter.mint(
+                    service_account_email=oidc.service_account_email,
+                    audience=oidc.audience or target.url,
+                )
+            wire = targets.WireRequest(target.url, target.http_method, headers, target.body)
         task.dispatch_count += 1
         attempt = Attempt(schedule_time=task.schedule_time, dispatch_time=now)
         if task.first_attempt is None:
@@ -429,12 +447,11 @@ class Engine:
         task.last_attempt = attempt
         task.in_flight += 1
         runtime.in_flight += 1
-        target = task.http_request
         request = DispatchRequest(
-            url=target.url,
-            method=target.http_method,
-            headers=headers,
-            body=target.body,
+            url=wire.url,
+            method=wire.method,
+            headers=wire.headers,
+            body=wire.body,
             deadline=task.dispatch_deadline,
         )
         flight = _Flight(runtime, task, attempt, task.dispatch_count, now + task.dispatch_deadline)
@@ -448,6 +465,24 @@ class Engine:
             flight.delivery = delivery
             self.deliveries[delivery] = flight
         self._driver.wake_by(flight.deadline)
+
+    def _wire_request(self, record: QueueRecord, task: TaskRecord) -> targets.WireRequest:
+        """The attempt of an App Engine task, or of an HTTP task with queue-level overrides
+        or an OAuth token (``emulator.targets``)."""
+        if task.http_request.app_engine is not None:
+            project = record.name.split("/", 2)[1]
+            return targets.app_engine_request(record, task, project, self.app_engine_host)
+        return targets.http_request(record, task, self._mint_oidc, self._mint_access)
+
+    def _mint_oidc(self, token: OidcToken, url: str) -> str:
+        if self._token_minter is None:
+            raise RuntimeError("no OIDC token minter")  # never: checked by http_request's caller
+        return self._token_minter.mint(
+            service_account_email=token.service_account_email, audience=token.audience or url
+        )
+
+    def _mint_access(self, token: OAuthToken) -> str:
+        return self.access_tokens.mint(token)
 
     async def _deliver(self, flight: _Flight, request: DispatchRequest) -> None:
         try:
@@ -475,7 +510,7 @@ class Engine:
         runtime.in_flight -= 1
         task.in_flight -= 1
         runtime.note_completion(now)
-        _record_outcome(task, attempt, result, now)
+        records.record_outcome(task, attempt, result, now)
         status = result.status
         queue_id = runtime.record.short_id
         alive = self._queues.get(runtime.record.name) is runtime and (
@@ -506,7 +541,7 @@ class Engine:
         self, runtime: QueueRuntime, task: TaskRecord, result: DispatchResult, now: datetime
     ) -> None:
         """The retry decision: give up when both limits are met, else back off."""
-        retry = runtime.record.retry_config
+        retry = task.retry_config or runtime.record.retry_config
         first = task.first_attempt.dispatch_time if task.first_attempt else None
         if rules.retries_exhausted(
             attempts=task.dispatch_count,
@@ -548,13 +583,14 @@ class Engine:
 
     def _remove(self, runtime: QueueRuntime, task: TaskRecord, now: datetime) -> None:
         del runtime.tasks[task.name]
-        self._forget(task, now)
+        self._forget(task, now, runtime.record.tombstone_ttl)
 
-    def _forget(self, task: TaskRecord, now: datetime) -> None:
+    def _forget(self, task: TaskRecord, now: datetime, ttl: timedelta | None) -> None:
         """Drop a finished task from the store; a name the client chose stays reserved for
-        the tombstone TTL (dedup does not apply to generated ids)."""
+        the queue's tombstone TTL, else the engine's (dedup does not apply to generated
+        ids)."""
         if task.named:
-            self._store.remove_task(task.name, self._tombstones.bury(task.name, now))
+            self._store.remove_task(task.name, self._tombstones.bury(task.name, now, ttl))
         else:
             self._store.remove_task(task.name, None)
 
@@ -578,32 +614,6 @@ class Engine:
     ) -> None:
         when = self._clock.now() if now is None else now
         self.events.emit(Event(when, kind, queue, task, attempt, status, retry_at, detail))
-
-
-def _record_outcome(
-    task: TaskRecord, attempt: Attempt, result: DispatchResult, now: datetime
-) -> None:
-    """The attempt's response fields and the task's counters, from the dispatch result."""
-    status = result.status
-    attempt.response_time = now
-    attempt.http_status = status
-    if status is not None:
-        attempt.response_code = rules.rpc_code_for_http_status(status)
-        attempt.response_message = f"HTTP {status}"
-        task.response_count += 1
-        if status < 500:
-            task.execution_count += 1
-    elif result.error == "DEADLINE_EXCEEDED":
-        attempt.response_code = rules.RPC_DEADLINE_EXCEEDED
-        attempt.response_message = "DEADLINE_EXCEEDED"
-    else:
-        attempt.response_code = rules.RPC_UNAVAILABLE
-        attempt.response_message = result.error
-
-
-def _copy_spec(spec: QueueSpec) -> QueueSpec:
-    """The engine keeps its own copy: defaults are applied in place."""
-    return QueueSpec(spec.name, replace(spec.rate_limits), replace(spec.retry_config))
 
 
 def _queue_of(task_name: str, queue: str) -> str:

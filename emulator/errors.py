@@ -68,6 +68,12 @@ def task_id_invalid(task_id: str) -> InvalidArgument:
     )
 
 
+class Unimplemented(EmulatorError):
+    """A method the emulator does not serve (the message names it)."""
+
+    code = "UNIMPLEMENTED"
+
+
 class Aborted(EmulatorError):
     """A concurrent change won (SetIamPolicy with a stale etag)."""
 

@@ -1,4 +1,6 @@
-"""``google.cloud.tasks.v2.CloudTasks`` (and the Locations mixin) over grpc.aio.
+"""``google.cloud.tasks.v2.CloudTasks`` and ``google.cloud.tasks.v2beta3.CloudTasks`` (with
+the Locations and Operations mixins) over grpc.aio; any other method is UNIMPLEMENTED with a
+message naming it.
 
 No generated stubs: generic method handlers with the raw protobuf classes behind
 google-cloud-tasks' proto-plus types as (de)serializers, so unmodified official clients (Python,
@@ -8,18 +10,20 @@ loop, so the engine needs no locking.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, Final, TypeAlias
 
 import grpc
-from google.cloud import tasks_v2, tasks_v2beta3
 from google.cloud.location import locations_pb2
 from google.iam.v1 import iam_policy_pb2, policy_pb2
+from google.longrunning import operations_pb2
 from google.protobuf import empty_pb2
 from google.rpc import code_pb2, status_pb2
 from grpc_status import rpc_status
 
+from emulator.apis import APIS, V2, Api
 from emulator.errors import EmulatorError, rpc_status_of
 from emulator.service import CloudTasksService
 
@@ -28,6 +32,7 @@ log = logging.getLogger(__name__)
 SERVICE: Final = "google.cloud.tasks.v2.CloudTasks"
 BETA_SERVICE: Final = "google.cloud.tasks.v2beta3.CloudTasks"
 LOCATIONS_SERVICE: Final = "google.cloud.location.Locations"
+OPERATIONS_SERVICE: Final = "google.longrunning.Operations"
 # Far above the 1 MiB task limit, so that an oversized task reaches validation and gets
 # Cloud Tasks' INVALID_ARGUMENT instead of gRPC's RESOURCE_EXHAUSTED.
 MAX_MESSAGE_BYTES: Final = 32 * 1024 * 1024
@@ -40,24 +45,16 @@ SERVER_OPTIONS: Final = [
 Handler = Callable[[Any], Awaitable[Any]]
 
 
-def _pb(proto_plus_type: Any) -> Any:
-    return proto_plus_type.pb()
-
-
-# method name -> (service method attribute, request class, response class)
-_TASKS_METHODS: Final[dict[str, tuple[str, Any, Any]]] = {
-    "ListQueues": (
-        "list_queues",
-        _pb(tasks_v2.ListQueuesRequest),
-        _pb(tasks_v2.ListQueuesResponse),
-    ),
-    "GetQueue": ("get_queue", _pb(tasks_v2.GetQueueRequest), _pb(tasks_v2.Queue)),
-    "CreateQueue": ("create_queue", _pb(tasks_v2.CreateQueueRequest), _pb(tasks_v2.Queue)),
-    "UpdateQueue": ("update_queue", _pb(tasks_v2.UpdateQueueRequest), _pb(tasks_v2.Queue)),
-    "DeleteQueue": ("delete_queue", _pb(tasks_v2.DeleteQueueRequest), empty_pb2.Empty),
-    "PurgeQueue": ("purge_queue", _pb(tasks_v2.PurgeQueueRequest), _pb(tasks_v2.Queue)),
-    "PauseQueue": ("pause_queue", _pb(tasks_v2.PauseQueueRequest), _pb(tasks_v2.Queue)),
-    "ResumeQueue": ("resume_queue", _pb(tasks_v2.ResumeQueueRequest), _pb(tasks_v2.Queue)),
+# method name -> (service method attribute, request class name, response class or name)
+_TASKS_METHODS: Final[dict[str, tuple[str, str, Any]]] = {
+    "ListQueues": ("list_queues", "ListQueuesRequest", "ListQueuesResponse"),
+    "GetQueue": ("get_queue", "GetQueueRequest", "Queue"),
+    "CreateQueue": ("create_queue", "CreateQueueRequest", "Queue"),
+    "UpdateQueue": ("update_queue", "UpdateQueueRequest", "Queue"),
+    "DeleteQueue": ("delete_queue", "DeleteQueueRequest", empty_pb2.Empty),
+    "PurgeQueue": ("purge_queue", "PurgeQueueRequest", "Queue"),
+    "PauseQueue": ("pause_queue", "PauseQueueRequest", "Queue"),
+    "ResumeQueue": ("resume_queue", "ResumeQueueRequest", "Queue"),
     "GetIamPolicy": ("get_iam_policy", iam_policy_pb2.GetIamPolicyRequest, policy_pb2.Policy),
     "SetIamPolicy": ("set_iam_policy", iam_policy_pb2.SetIamPolicyRequest, policy_pb2.Policy),
     "TestIamPermissions": (
@@ -65,19 +62,23 @@ _TASKS_METHODS: Final[dict[str, tuple[str, Any, Any]]] = {
         iam_policy_pb2.TestIamPermissionsRequest,
         iam_policy_pb2.TestIamPermissionsResponse,
     ),
-    "ListTasks": ("list_tasks", _pb(tasks_v2.ListTasksRequest), _pb(tasks_v2.ListTasksResponse)),
-    "GetTask": ("get_task", _pb(tasks_v2.GetTaskRequest), _pb(tasks_v2.Task)),
-    "CreateTask": ("create_task", _pb(tasks_v2.CreateTaskRequest), _pb(tasks_v2.Task)),
-    "DeleteTask": ("delete_task", _pb(tasks_v2.DeleteTaskRequest), empty_pb2.Empty),
-    "RunTask": ("run_task", _pb(tasks_v2.RunTaskRequest), _pb(tasks_v2.Task)),
-}
-# v2beta3: only GetQueue, the one read v2 lacks (queue stats).
-_BETA_METHODS: Final[dict[str, tuple[str, Any, Any]]] = {
-    "GetQueue": (
-        "get_queue_v2beta3",
-        _pb(tasks_v2beta3.GetQueueRequest),
-        _pb(tasks_v2beta3.Queue),
+    "ListTasks": ("list_tasks", "ListTasksRequest", "ListTasksResponse"),
+    "GetTask": ("get_task", "GetTaskRequest", "Task"),
+    "CreateTask": ("create_task", "CreateTaskRequest", "Task"),
+    "DeleteTask": ("delete_task", "DeleteTaskRequest", empty_pb2.Empty),
+    "RunTask": ("run_task", "RunTaskRequest", "Task"),
+    "BatchCreateTasks": (
+        "batch_create_tasks",
+        "BatchCreateTasksRequest",
+        operations_pb2.Operation,
     ),
+    "BatchDeleteTasks": (
+        "batch_delete_tasks",
+        "BatchDeleteTasksRequest",
+        operations_pb2.Operation,
+    ),
+    "GetCmekConfig": ("get_cmek_config", "GetCmekConfigRequest", "CmekConfig"),
+    "UpdateCmekConfig": ("update_cmek_config", "UpdateCmekConfigRequest", "CmekConfig"),
 }
 _LOCATION_METHODS: Final[dict[str, tuple[str, Any, Any]]] = {
     "ListLocations": (
@@ -87,6 +88,18 @@ _LOCATION_METHODS: Final[dict[str, tuple[str, Any, Any]]] = {
     ),
     "GetLocation": ("get_location", locations_pb2.GetLocationRequest, locations_pb2.Location),
 }
+_OPERATION_METHODS: Final[dict[str, tuple[str, Any, Any]]] = {
+    "GetOperation": (
+        "get_operation",
+        operations_pb2.GetOperationRequest,
+        operations_pb2.Operation,
+    ),
+}
+
+
+def _message_class(api: Api, spec: Any) -> Any:
+    """A class given as such, or by its name in the API version's module."""
+    return api.request(spec) if isinstance(spec, str) else spec
 
 
 Context: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"
@@ -109,29 +122,55 @@ def _unary(call: Handler) -> Callable[[Any, Context], Awaitable[Any]]:
 
 
 def _generic_handler(
-    service_name: str, methods: dict[str, tuple[str, Any, Any]], service: CloudTasksService
+    service_name: str,
+    methods: dict[str, tuple[str, Any, Any]],
+    service: CloudTasksService,
+    api: Api = V2,
 ) -> grpc.GenericRpcHandler:
     handlers: dict[str, grpc.RpcMethodHandler] = {}
-    for method, (attribute, request_class, response_class) in methods.items():
+    for method, (attribute, request_spec, response_spec) in methods.items():
+        call = getattr(service, attribute)
+        bound = call if api is V2 else functools.partial(call, api=api)
         handlers[method] = grpc.unary_unary_rpc_method_handler(
-            _unary(getattr(service, attribute)),
-            request_deserializer=request_class.FromString,
-            response_serializer=response_class.SerializeToString,
+            _unary(bound),
+            request_deserializer=_message_class(api, request_spec).FromString,
+            response_serializer=_message_class(api, response_spec).SerializeToString,
         )
     return grpc.method_handlers_generic_handler(service_name, handlers)
 
 
+def unimplemented_message(method: str) -> str:
+    """``/google.cloud.tasks.v2beta2.CloudTasks/LeaseTasks`` -> Cloud Tasks' style of
+    refusal, naming the method."""
+    service, _, name = method.strip("/").rpartition("/")
+    return f"Method {service}.{name} is not implemented by the Cloud Tasks emulator."
+
+
+class _Unimplemented(grpc.GenericRpcHandler):  # type: ignore[misc]
+    """Answers every method no other handler serves with UNIMPLEMENTED naming it (gRPC's own
+    answer is a bare "Method not found!")."""
+
+    def service(self, handler_call_details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler:
+        method: str = handler_call_details.method
+        message = unimplemented_message(method)
+
+        async def refuse(request: bytes, context: Context) -> bytes:
+            await context.abort(grpc.StatusCode.UNIMPLEMENTED, message)
+            raise AssertionError("abort() returned")  # pragma: no cover
+
+        return grpc.unary_unary_rpc_method_handler(refuse)
+
+
 def build_server(service: CloudTasksService, address: str) -> tuple[grpc.aio.Server, int]:
-    """A grpc.aio server serving Cloud Tasks on ``address`` (``host:port``; port 0 picks a
-    free one). Returns the server, not started, and the bound port."""
+    """A grpc.aio server serving Cloud Tasks v2 and v2beta3 (plus the Locations and
+    Operations mixins) on ``address`` (``host:port``; port 0 picks a free one). Returns the
+    server, not started, and the bound port."""
     server = grpc.aio.server(options=SERVER_OPTIONS)
-    server.add_generic_rpc_handlers(
-        (
-            _generic_handler(SERVICE, _TASKS_METHODS, service),
-            _generic_handler(BETA_SERVICE, _BETA_METHODS, service),
-            _generic_handler(LOCATIONS_SERVICE, _LOCATION_METHODS, service),
-        )
-    )
+    handlers = [_generic_handler(api.service_name, _TASKS_METHODS, service, api) for api in APIS]
+    handlers.append(_generic_handler(LOCATIONS_SERVICE, _LOCATION_METHODS, service))
+    handlers.append(_generic_handler(OPERATIONS_SERVICE, _OPERATION_METHODS, service))
+    handlers.append(_Unimplemented())
+    server.add_generic_rpc_handlers(handlers)
     port = server.add_insecure_port(address)
     if port == 0:
         raise OSError(f"cannot bind the gRPC port {address}")

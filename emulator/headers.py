@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from emulator import rules
 from emulator.model import TaskRecord
 
@@ -11,15 +13,19 @@ USER_AGENT = "Google-Cloud-Tasks"
 _RESERVED = ("user-agent", "host", "content-length")
 
 
-def attempt_headers(queue_id: str, task: TaskRecord) -> dict[str, str]:
-    """Headers for the attempt about to be dispatched (before ``dispatch_count`` grows).
+def attempt_headers(
+    queue_id: str, task: TaskRecord, source: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """Headers for the attempt about to be dispatched (before ``dispatch_count`` grows):
+    the task's headers (or ``source``, the task's with the queue's overrides applied) plus
+    Cloud Tasks' own.
 
     RetryCount counts every earlier dispatch; ExecutionCount only the responses that were not
     5xx; PreviousResponse and an empty RetryReason appear on retries only.
     """
     headers = {
         name: value
-        for name, value in task.http_request.headers.items()
+        for name, value in (task.http_request.headers if source is None else source).items()
         if name.lower() not in _RESERVED and not name.lower().startswith("x-cloudtasks-")
     }
     headers["User-Agent"] = USER_AGENT

@@ -1,9 +1,13 @@
 """Prometheus metrics on the HTTP port (``/metrics``), fed by the engine's event stream.
 
-Counters come from the same observer stream the tests and the dashboard read, so a metric can
+Counters come from the same observer stream the tests and the console read, so a metric can
 never disagree with what the engine says happened; gauges (waiting and running tasks) are read
 from the engine when Prometheus scrapes. Each service gets its own registry: several emulators
 in one process (tests) never share counters.
+
+Every metric labels a queue the same way: ``queue`` is its QUEUE_ID (``image-generation-queue``),
+as in ``X-CloudTasks-QueueName`` and the engine's events, never the full resource name. Two
+queues with the same id in different projects or locations of one emulator share a series.
 """
 
 from __future__ import annotations
@@ -41,9 +45,9 @@ class _QueueGauges(Collector):
         for parent in self._service.known_parents():
             for record in engine.list_queues(parent):
                 stats = engine.queue_stats(record.name)
-                tasks.add_metric([record.name], stats.tasks_count)
-                running.add_metric([record.name], stats.concurrent_dispatches_count)
-                paused.add_metric([record.name], float(record.state.name == "PAUSED"))
+                tasks.add_metric([record.short_id], stats.tasks_count)
+                running.add_metric([record.short_id], stats.concurrent_dispatches_count)
+                paused.add_metric([record.short_id], float(record.state.name == "PAUSED"))
         yield tasks
         yield running
         yield paused

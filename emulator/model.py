@@ -41,12 +41,70 @@ class RetryConfig:
 
 
 @dataclass(slots=True)
+class OidcToken:
+    service_account_email: str
+    audience: str = ""
+
+
+@dataclass(slots=True)
+class OAuthToken:
+    """Ask for an OAuth access token: the emulator mints an opaque one (``emulator.oauth``)."""
+
+    service_account_email: str
+    scope: str = ""
+
+
+@dataclass(slots=True)
+class AppEngineRouting:
+    """Which App Engine service, version and instance a task goes to (empty: the default)."""
+
+    service: str = ""
+    version: str = ""
+    instance: str = ""
+
+
+@dataclass(slots=True)
+class UriOverride:
+    """The queue-level URI override. ``None`` means the component is absent (left alone);
+    ``port`` 0 and an empty ``path`` or ``query`` clear that component."""
+
+    scheme: str | None = None  # "http" or "https"
+    host: str | None = None
+    port: int | None = None
+    path: str | None = None
+    query: str | None = None
+    enforce_mode: str = "ALWAYS"  # or "IF_NOT_EXISTS"
+
+
+@dataclass(slots=True)
+class QueueHttpTarget:
+    """``Queue.http_target``: applied at dispatch time to every HTTP task of the queue."""
+
+    uri_override: UriOverride | None = None
+    http_method: str | None = None  # None: the task's own
+    header_overrides: dict[str, str] = field(default_factory=dict)
+    oidc_token: OidcToken | None = None
+    oauth_token: OAuthToken | None = None
+
+    @property
+    def has_routing(self) -> bool:
+        """Cloud Tasks calls a queue "routed" when its URI override names a host."""
+        return self.uri_override is not None and bool(self.uri_override.host)
+
+
+@dataclass(slots=True)
 class QueueSpec:
-    """What a client may set on a queue. ``name`` is the full resource name."""
+    """What a client may set on a queue. ``name`` is the full resource name. ``task_ttl`` and
+    ``tombstone_ttl`` are v2beta3's (None: the defaults); ``pull`` is v2beta3's PULL type."""
 
     name: str
     rate_limits: RateLimits = field(default_factory=RateLimits)
     retry_config: RetryConfig = field(default_factory=RetryConfig)
+    http_target: QueueHttpTarget | None = None
+    app_engine_routing_override: AppEngineRouting | None = None
+    task_ttl: timedelta | None = None
+    tombstone_ttl: timedelta | None = None
+    pull: bool = False
 
 
 @dataclass(slots=True)
@@ -56,6 +114,11 @@ class QueueRecord:
     retry_config: RetryConfig
     state: QueueState = QueueState.RUNNING
     purge_time: datetime | None = None
+    http_target: QueueHttpTarget | None = None
+    app_engine_routing_override: AppEngineRouting | None = None
+    task_ttl: timedelta = rules.DEFAULT_TASK_TTL
+    tombstone_ttl: timedelta | None = None  # None: the engine's task tombstone TTL
+    pull: bool = False
     short_id: str = field(init=False)  # the QUEUE_ID part, read on every event and attempt
 
     def __post_init__(self) -> None:
@@ -72,18 +135,18 @@ class QueueStats:
 
 
 @dataclass(slots=True)
-class OidcToken:
-    service_account_email: str
-    audience: str = ""
-
-
-@dataclass(slots=True)
 class HttpTarget:
+    """A task's request. For an App Engine task ``app_engine`` is set (its routing, maybe
+    empty) and ``url`` holds the relative URI; otherwise ``url`` is the full URL (empty only
+    on a queue whose ``http_target`` supplies the host)."""
+
     url: str
     http_method: str = "POST"
     headers: dict[str, str] = field(default_factory=dict)
     body: bytes = b""
     oidc_token: OidcToken | None = None
+    oauth_token: OAuthToken | None = None
+    app_engine: AppEngineRouting | None = None
 
 
 @dataclass(slots=True)
@@ -104,6 +167,7 @@ class NewTaskSpec:
     name: str | None = None
     schedule_time: datetime | None = None
     dispatch_deadline: timedelta | None = None
+    retry_config: RetryConfig | None = None  # the task's own policy, over the queue's
 
 
 @dataclass(slots=True)
@@ -122,6 +186,7 @@ class TaskRecord:
     generation: int = 0  # bumped on every reschedule: stale heap entries are skipped
     in_flight: int = 0
     named: bool = True  # chosen by the client: only those names are reserved after the task
+    retry_config: RetryConfig | None = None  # the task's own policy, over the queue's
     short_id: str = field(init=False)  # the TASK_ID part, read on every event and attempt
 
     def __post_init__(self) -> None:

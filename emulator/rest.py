@@ -1,4 +1,5 @@
-"""The Cloud Tasks v2 REST surface (``--http-port``), the OIDC discovery document and JWKS.
+"""The Cloud Tasks v2 and v2beta3 REST surface (``--http-port``), the OIDC discovery document,
+the JWKS and the OAuth tokeninfo.
 
 The mapping is the API's published HTTP rules (``GET /v2/{name=projects/*/locations/*/queues/*}``
 ...), so ``transport="rest"`` clients work unchanged. Bodies are proto3 JSON, parsed and
@@ -18,13 +19,15 @@ from typing import Any, Final
 import grpc
 from aiohttp import web
 from google.api_core.exceptions import exception_class_for_grpc_status
-from google.cloud import tasks_v2, tasks_v2beta3
 from google.cloud.location import locations_pb2
 from google.iam.v1 import iam_policy_pb2
+from google.longrunning import operations_pb2
 from google.protobuf import json_format
 from google.rpc import code_pb2, status_pb2
 
-from emulator.errors import EmulatorError, InvalidArgument, NotFound, rpc_status_of
+from emulator.apis import APIS, Api
+from emulator.errors import EmulatorError, InvalidArgument, NotFound, Unimplemented, rpc_status_of
+from emulator.oauth import AccessTokens
 from emulator.oidc import OidcIssuer
 from emulator.service import CloudTasksService
 
@@ -58,44 +61,97 @@ def _route(
     return Route(method, pattern, rpc, request, path_field, body)
 
 
-_V2 = tasks_v2
 _IAM = iam_policy_pb2
 _LOC = locations_pb2
-ROUTES: Final[list[Route]] = [
-    _route("GET", _P + "|/locations", "list_locations", _LOC.ListLocationsRequest, "name", None),
-    _route("GET", _L, "get_location", _LOC.GetLocationRequest, "name", None),
-    _route("GET", _L + "|/queues", "list_queues", _V2.ListQueuesRequest.pb(), "parent", None),
-    _route("POST", _L + "|/queues", "create_queue", _V2.CreateQueueRequest.pb(), "parent", "queue"),
-    _route("GET", _Q, "get_queue", _V2.GetQueueRequest.pb(), "name", None),
-    _route("PATCH", _Q, "update_queue", _V2.UpdateQueueRequest.pb(), "queue.name", "queue"),
-    _route("DELETE", _Q, "delete_queue", _V2.DeleteQueueRequest.pb(), "name", None),
-    _route("POST", _Q + "|:purge", "purge_queue", _V2.PurgeQueueRequest.pb(), "name", "*"),
-    _route("POST", _Q + "|:pause", "pause_queue", _V2.PauseQueueRequest.pb(), "name", "*"),
-    _route("POST", _Q + "|:resume", "resume_queue", _V2.ResumeQueueRequest.pb(), "name", "*"),
-    _route(
-        "POST", _Q + "|:getIamPolicy", "get_iam_policy", _IAM.GetIamPolicyRequest, "resource", "*"
-    ),
-    _route(
-        "POST", _Q + "|:setIamPolicy", "set_iam_policy", _IAM.SetIamPolicyRequest, "resource", "*"
-    ),
-    _route(
-        "POST",
-        _Q + "|:testIamPermissions",
-        "test_iam_permissions",
-        _IAM.TestIamPermissionsRequest,
-        "resource",
-        "*",
-    ),
-    _route("GET", _Q + "|/tasks", "list_tasks", _V2.ListTasksRequest.pb(), "parent", None),
-    _route("POST", _Q + "|/tasks", "create_task", _V2.CreateTaskRequest.pb(), "parent", "*"),
-    _route("GET", _T, "get_task", _V2.GetTaskRequest.pb(), "name", None),
-    _route("DELETE", _T, "delete_task", _V2.DeleteTaskRequest.pb(), "name", None),
-    _route("POST", _T + "|:run", "run_task", _V2.RunTaskRequest.pb(), "name", "*"),
-]
+_OPS = operations_pb2
+_OPERATION = _L + r"/operations/[^/:]+"
+_CMEK = _L + r"/cmekConfig"
 
-# v2beta3: only GetQueue, the one read v2 lacks (queue stats), as on the gRPC face.
-BETA_ROUTES: Final[list[Route]] = [
-    _route("GET", _Q, "get_queue_v2beta3", tasks_v2beta3.GetQueueRequest.pb(), "name", None),
+
+def routes_for(api: Api) -> list[Route]:
+    """The HTTP rules of one API version (the same under ``/v2/`` and ``/v2beta3/``)."""
+    r = api.request
+    return [
+        _route(
+            "GET", _P + "|/locations", "list_locations", _LOC.ListLocationsRequest, "name", None
+        ),
+        _route("GET", _L, "get_location", _LOC.GetLocationRequest, "name", None),
+        _route("GET", _OPERATION, "get_operation", _OPS.GetOperationRequest, "name", None),
+        _route("GET", _CMEK, "get_cmek_config", r("GetCmekConfigRequest"), "name", None),
+        _route(
+            "PATCH",
+            _CMEK,
+            "update_cmek_config",
+            r("UpdateCmekConfigRequest"),
+            "cmek_config.name",
+            "cmek_config",
+        ),
+        _route("GET", _L + "|/queues", "list_queues", r("ListQueuesRequest"), "parent", None),
+        _route("POST", _L + "|/queues", "create_queue", r("CreateQueueRequest"), "parent", "queue"),
+        _route("GET", _Q, "get_queue", r("GetQueueRequest"), "name", None),
+        _route("PATCH", _Q, "update_queue", r("UpdateQueueRequest"), "queue.name", "queue"),
+        _route("DELETE", _Q, "delete_queue", r("DeleteQueueRequest"), "name", None),
+        _route("POST", _Q + "|:purge", "purge_queue", r("PurgeQueueRequest"), "name", "*"),
+        _route("POST", _Q + "|:pause", "pause_queue", r("PauseQueueRequest"), "name", "*"),
+        _route("POST", _Q + "|:resume", "resume_queue", r("ResumeQueueRequest"), "name", "*"),
+        _route(
+            "POST",
+            _Q + "|:getIamPolicy",
+            "get_iam_policy",
+            _IAM.GetIamPolicyRequest,
+            "resource",
+            "*",
+        ),
+        _route(
+            "POST",
+            _Q + "|:setIamPolicy",
+            "set_iam_policy",
+            _IAM.SetIamPolicyRequest,
+            "resource",
+            "*",
+        ),
+        _route(
+            "POST",
+            _Q + "|:testIamPermissions",
+            "test_iam_permissions",
+            _IAM.TestIamPermissionsRequest,
+            "resource",
+            "*",
+        ),
+        _route("GET", _Q + "|/tasks", "list_tasks", r("ListTasksRequest"), "parent", None),
+        _route("POST", _Q + "|/tasks", "create_task", r("CreateTaskRequest"), "parent", "*"),
+        _route(
+            "POST",
+            _Q + "|/tasks:batchCreate",
+            "batch_create_tasks",
+            r("BatchCreateTasksRequest"),
+            "parent",
+            "*",
+        ),
+        _route(
+            "POST",
+            _Q + "|/tasks:batchDelete",
+            "batch_delete_tasks",
+            r("BatchDeleteTasksRequest"),
+            "parent",
+            "*",
+        ),
+        _route("GET", _T, "get_task", r("GetTaskRequest"), "name", None),
+        _route("DELETE", _T, "delete_task", r("DeleteTaskRequest"), "name", None),
+        _route("POST", _T + "|:run", "run_task", r("RunTaskRequest"), "name", "*"),
+    ]
+
+
+ROUTES: Final[dict[str, list[Route]]] = {api.version: routes_for(api) for api in APIS}
+APIS_BY_VERSION: Final[dict[str, Api]] = {api.version: api for api in APIS}
+# BufferTask: ``POST {queue}/tasks/{taskId}:buffer`` and ``POST {queue}/tasks:buffer``.
+_BUFFER = re.compile(f"^(?P<queue>{_Q})/tasks(?:/(?P<task>[^/:]+))?:buffer$")
+# Methods of the Operations mixin Cloud Tasks does not have (only GetOperation).
+_UNSERVED_OPERATIONS: Final = [
+    ("GET", re.compile(f"^{_L}/operations$"), "google.longrunning.Operations.ListOperations"),
+    ("POST", re.compile(f"^{_OPERATION}:cancel$"), "google.longrunning.Operations.CancelOperation"),
+    ("DELETE", re.compile(f"^{_OPERATION}$"), "google.longrunning.Operations.DeleteOperation"),
+    ("POST", re.compile(f"^{_OPERATION}:wait$"), "google.longrunning.Operations.WaitOperation"),
 ]
 
 
@@ -147,6 +203,16 @@ def _query_dict(request_class: Any, query: Any) -> dict[str, Any]:
     return result
 
 
+def _get_path(message: Any, path: str) -> Any:
+    for part in path.split("."):
+        message = getattr(message, part)
+    return message
+
+
+def unimplemented_message(method: str) -> str:
+    return f"Method {method} is not implemented by the Cloud Tasks emulator."
+
+
 def _set_path(message: Any, path: str, value: str) -> None:
     *parents, last = path.split(".")
     for part in parents:
@@ -155,34 +221,70 @@ def _set_path(message: Any, path: str, value: str) -> None:
 
 
 class RestGateway:
-    """aiohttp handlers for the REST API, OIDC discovery and the JWKS."""
+    """aiohttp handlers for the REST API (v2 and v2beta3), OIDC discovery, the JWKS and the
+    tokeninfo of the OAuth access tokens the emulator mints."""
 
-    def __init__(self, service: CloudTasksService, issuer: OidcIssuer | None = None) -> None:
+    def __init__(
+        self,
+        service: CloudTasksService,
+        issuer: OidcIssuer | None = None,
+        access_tokens: AccessTokens | None = None,
+    ) -> None:
         self.service = service
         self.issuer = issuer
+        self.access_tokens = access_tokens
 
     def add_routes(self, app: web.Application) -> None:
-        app.router.add_route("*", "/v2/{path:.*}", self.handle)
-        app.router.add_route("*", "/v2beta3/{path:.*}", self.handle_beta)
+        app.router.add_route("*", "/{version:v2|v2beta3}/{path:.*}", self.handle)
+        app.router.add_route("*", "/{version:v[0-9][a-z0-9]*}/{path:.*}", self.unserved_version)
         app.router.add_get("/.well-known/openid-configuration", self.discovery)
         app.router.add_get("/jwks", self.jwks)
         app.router.add_get("/oauth2/v3/certs", self.jwks)  # Google's JWKS path, for symmetry
+        app.router.add_route("*", "/oauth2/v3/tokeninfo", self.tokeninfo)
 
-    async def handle(self, request: web.Request, routes: list[Route] = ROUTES) -> web.Response:
+    async def handle(self, request: web.Request) -> web.Response:
+        api = APIS_BY_VERSION[request.match_info["version"]]
         path = request.match_info["path"]
-        for route in routes:
+        for route in ROUTES[api.version]:
             if route.method != request.method:
                 continue
             match = route.pattern.match(path)
             if match is None:
                 continue
-            return await self._call(route, match["r"], request)
+            return await self._call(route, match["r"], request, api)
+        buffer = _BUFFER.match(path)
+        if buffer is not None and request.method == "POST":
+            return await self._buffer(buffer["queue"], buffer["task"] or "", request, api)
+        for method, pattern, rpc in _UNSERVED_OPERATIONS:
+            if method == request.method and pattern.match(path):
+                return error_of(Unimplemented(unimplemented_message(rpc)))
         return error_of(NotFound(f"No Cloud Tasks REST method {request.method} {request.path}."))
 
-    async def handle_beta(self, request: web.Request) -> web.Response:
-        return await self.handle(request, BETA_ROUTES)
+    async def unserved_version(self, request: web.Request) -> web.Response:
+        version = request.match_info["version"]
+        return error_of(
+            Unimplemented(
+                f"The Cloud Tasks {version} API is not implemented by the Cloud Tasks emulator "
+                f"({request.method} {request.path}); it serves v2 and v2beta3."
+            )
+        )
 
-    async def _call(self, route: Route, resource: str, request: web.Request) -> web.Response:
+    async def _buffer(
+        self, queue: str, task_id: str, request: web.Request, api: Api
+    ) -> web.Response:
+        body = await request.read()
+        content_type = request.headers.get("Content-Type", "")
+        try:
+            task = await self.service.buffer_task(queue, task_id, body, content_type, api)
+        except EmulatorError as error:
+            return error_of(error)
+        numeric = "enum-encoding=int" in request.query.get("$alt", "")
+        payload = json_format.MessageToDict(task, use_integers_for_enums=numeric)
+        return web.json_response({"task": payload})
+
+    async def _call(
+        self, route: Route, resource: str, request: web.Request, api: Api
+    ) -> web.Response:
         message = route.request()
         try:
             json_format.ParseDict(
@@ -191,14 +293,14 @@ class RestGateway:
             if route.body is not None and request.can_read_body:
                 raw = await request.read()
                 if raw.strip():
-                    target = message if route.body == "*" else getattr(message, route.body)
+                    target = message if route.body == "*" else _get_path(message, route.body)
                     json_format.Parse(raw, target, ignore_unknown_fields=True)
         except (json_format.ParseError, ValueError, UnicodeDecodeError) as error:
             return error_of(InvalidArgument(f"Invalid JSON payload: {error}"))
         _set_path(message, route.path_field, resource)
-        call: Callable[[Any], Awaitable[Any]] = getattr(self.service, route.rpc)
+        call: Callable[..., Awaitable[Any]] = getattr(self.service, route.rpc)
         try:
-            reply = await call(message)
+            reply = await call(message, api=api)
         except EmulatorError as error:
             return error_of(error)
         except Exception:  # one bad request must not take the server down
@@ -210,6 +312,18 @@ class RestGateway:
         numeric = "enum-encoding=int" in request.query.get("$alt", "")
         text = json_format.MessageToJson(reply, indent=None, use_integers_for_enums=numeric)
         return web.Response(text=text, content_type="application/json")
+
+    async def tokeninfo(self, request: web.Request) -> web.Response:
+        """Google's ``tokeninfo`` for the opaque access tokens of ``oauth_token`` tasks."""
+        token = request.query.get("access_token", "")
+        if not token and request.can_read_body:
+            token = (await request.post()).get("access_token", "")  # type: ignore[assignment]
+        info = self.access_tokens.info(str(token)) if self.access_tokens is not None else None
+        if info is None:
+            return web.json_response(
+                {"error": "invalid_token", "error_description": "Invalid Value"}, status=400
+            )
+        return web.json_response(info)
 
     async def discovery(self, request: web.Request) -> web.Response:
         if self.issuer is None:
@@ -228,6 +342,6 @@ def build_app(service: CloudTasksService, issuer: OidcIssuer | None = None) -> w
     from emulator import metrics
 
     app = web.Application(client_max_size=MAX_BODY_BYTES)
-    RestGateway(service, issuer).add_routes(app)
+    RestGateway(service, issuer, service.engine.access_tokens).add_routes(app)
     metrics.add_routes(app, service)
     return app

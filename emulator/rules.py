@@ -36,6 +36,18 @@ MIN_DISPATCH_DEADLINE = timedelta(seconds=15)
 MAX_DISPATCH_DEADLINE = timedelta(minutes=30)
 DEFAULT_DISPATCH_DEADLINE = timedelta(minutes=10)
 DEFAULT_TASK_TOMBSTONE_TTL = timedelta(hours=1)
+# v2beta3's per-queue retention and name reservation: defaults and allowed ranges.
+DEFAULT_TASK_TTL = timedelta(days=31)
+MIN_TASK_TTL = timedelta(days=10)
+MAX_TASK_TTL = timedelta(days=3650)
+MIN_TOMBSTONE_TTL = timedelta(hours=1)
+MAX_TOMBSTONE_TTL = timedelta(days=9)
+# App Engine tasks: an explicit deadline may reach 24 h 15 s; only POST and PUT carry a body.
+MAX_APP_ENGINE_DISPATCH_DEADLINE = timedelta(hours=24, seconds=15)
+APP_ENGINE_BODY_METHODS = frozenset({"POST", "PUT"})
+# BatchCreateTasks and BatchDeleteTasks limits.
+MAX_BATCH_CREATE_REQUESTS = 100
+MAX_BATCH_DELETE_NAMES = 1000
 DEFAULT_QUEUE_TOMBSTONE_TTL = timedelta(days=7)
 MAX_LIST_QUEUES_PAGE = 9800
 MAX_LIST_TASKS_PAGE = 1000
@@ -46,6 +58,7 @@ QUEUE_NAME_RE = re.compile(
     r"/queues/(?P<queue>[A-Za-z0-9\-]{1,100})$"
 )
 QUEUE_PARENT_RE = re.compile(r"^projects/[A-Za-z0-9:.\-]+/locations/[A-Za-z0-9\-]+$")
+ROUTING_PART_RE = re.compile(r"^[a-z0-9][a-z0-9\-]{0,62}$")  # App Engine service/version ids
 TASK_ID_RE = re.compile(r"^[A-Za-z0-9_\-]{1,500}$")
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})  # the only ones that may carry a body
 # tasks_v2.HttpMethod's names (emulator.conversions checks that they agree).

@@ -26,14 +26,18 @@ import aiosqlite
 from emulator import rules
 from emulator.clock import Clock
 from emulator.model import (
+    AppEngineRouting,
     Attempt,
     HttpTarget,
+    OAuthToken,
     OidcToken,
+    QueueHttpTarget,
     QueueRecord,
     QueueState,
     RateLimits,
     RetryConfig,
     TaskRecord,
+    UriOverride,
 )
 from emulator.store import StoredState
 
@@ -82,10 +86,64 @@ def _attempt(data: list[Any] | None) -> Attempt | None:
     return Attempt(_dt(data[0]), _dt(data[1]), _dt(data[2]), data[3], data[4], data[5])
 
 
+def _retry_json(retry: RetryConfig) -> list[Any]:
+    return [
+        retry.max_attempts,
+        retry.max_retry_duration // _MICRO,
+        retry.min_backoff // _MICRO,
+        retry.max_backoff // _MICRO,
+        retry.max_doublings,
+    ]
+
+
+def _retry(data: list[Any]) -> RetryConfig:
+    return RetryConfig(data[0], _d(data[1]), _d(data[2]), _d(data[3]), data[4])
+
+
+def _routing_json(routing: AppEngineRouting) -> list[str]:
+    return [routing.service, routing.version, routing.instance]
+
+
+def _http_target_json(target: QueueHttpTarget) -> dict[str, Any]:
+    uri = target.uri_override
+    return {
+        "uri": None
+        if uri is None
+        else [uri.scheme, uri.host, uri.port, uri.path, uri.query, uri.enforce_mode],
+        "method": target.http_method,
+        "headers": target.header_overrides,
+        "oidc": None
+        if target.oidc_token is None
+        else [target.oidc_token.service_account_email, target.oidc_token.audience],
+        "oauth": None
+        if target.oauth_token is None
+        else [target.oauth_token.service_account_email, target.oauth_token.scope],
+    }
+
+
+def _http_target(data: dict[str, Any]) -> QueueHttpTarget:
+    uri, oidc, oauth = data["uri"], data["oidc"], data["oauth"]
+    return QueueHttpTarget(
+        uri_override=None if uri is None else UriOverride(*uri),
+        http_method=data["method"],
+        header_overrides=data["headers"],
+        oidc_token=None if oidc is None else OidcToken(*oidc),
+        oauth_token=None if oauth is None else OAuthToken(*oauth),
+    )
+
+
 def encode_task(task: TaskRecord) -> str:
     target = task.http_request
+    extras: dict[str, Any] = {}  # only when present: the common task stays small
+    if target.oauth_token is not None:
+        extras["oauth"] = [target.oauth_token.service_account_email, target.oauth_token.scope]
+    if target.app_engine is not None:
+        extras["app_engine"] = _routing_json(target.app_engine)
+    if task.retry_config is not None:
+        extras["retry"] = _retry_json(task.retry_config)
     return json.dumps(
-        {
+        extras
+        | {
             "url": target.url,
             "method": target.http_method,
             "headers": target.headers,
@@ -109,7 +167,9 @@ def encode_task(task: TaskRecord) -> str:
 
 def decode_task(name: str, queue: str, data: str) -> TaskRecord:
     raw = json.loads(data)
-    oidc = raw["oidc"]
+    oidc, oauth, app_engine, retry = raw["oidc"], raw.get("oauth"), raw.get("app_engine"), None
+    if "retry" in raw:
+        retry = _retry(raw["retry"])
     schedule = _dt(raw["schedule"])
     create = _dt(raw["create"])
     assert schedule is not None and create is not None
@@ -122,6 +182,8 @@ def decode_task(name: str, queue: str, data: str) -> TaskRecord:
             headers=raw["headers"],
             body=base64.b64decode(raw["body"]) if raw["body"] else b"",
             oidc_token=None if oidc is None else OidcToken(oidc[0], oidc[1]),
+            oauth_token=None if oauth is None else OAuthToken(*oauth),
+            app_engine=None if app_engine is None else AppEngineRouting(*app_engine),
         ),
         schedule_time=schedule,
         create_time=create,
@@ -132,6 +194,7 @@ def decode_task(name: str, queue: str, data: str) -> TaskRecord:
         first_attempt=_attempt(raw["first"]),
         last_attempt=_attempt(raw["last"]),
         named=raw.get("named", True),
+        retry_config=retry,
     )
 
 
@@ -148,6 +211,15 @@ def encode_queue(queue: QueueRecord) -> str:
             "doublings": retry.max_doublings,
             "state": int(queue.state),
             "purge": _t(queue.purge_time),
+            "http_target": None
+            if queue.http_target is None
+            else _http_target_json(queue.http_target),
+            "routing": None
+            if queue.app_engine_routing_override is None
+            else _routing_json(queue.app_engine_routing_override),
+            "task_ttl": queue.task_ttl // _MICRO,
+            "tombstone_ttl": None if queue.tombstone_ttl is None else queue.tombstone_ttl // _MICRO,
+            "pull": queue.pull,
         }
     )
 
@@ -162,6 +234,13 @@ def decode_queue(name: str, data: str) -> QueueRecord:
         ),
         state=QueueState(raw["state"]),
         purge_time=_dt(raw["purge"]),
+        http_target=None if raw.get("http_target") is None else _http_target(raw["http_target"]),
+        app_engine_routing_override=None
+        if raw.get("routing") is None
+        else AppEngineRouting(*raw["routing"]),
+        task_ttl=_d(raw.get("task_ttl", rules.DEFAULT_TASK_TTL // _MICRO)),
+        tombstone_ttl=None if raw.get("tombstone_ttl") is None else _d(raw["tombstone_ttl"]),
+        pull=raw.get("pull", False),
     )
 
 

@@ -8,7 +8,7 @@ FAILED_PRECONDITION). Generated task ids are never reserved.
 
 from __future__ import annotations
 
-from collections import deque
+import heapq
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 
@@ -22,23 +22,24 @@ class Tombstones:
         self.task_ttl = task_ttl
         self.queue_ttl = queue_ttl
         self._tasks: dict[str, datetime] = {}
-        # Task tombstones in expiry order (the TTL is fixed, so burial order), so that
+        # Task tombstones by expiry (a heap: a v2beta3 queue may set its own TTL), so that
         # expiring them costs nothing while none is due.
-        self._task_order: deque[tuple[datetime, str]] = deque()
+        self._task_order: list[tuple[datetime, str]] = []
         self._queues: dict[str, datetime] = {}
 
     def restore(self, tasks: Mapping[str, datetime], queues: Mapping[str, datetime]) -> None:
         """Take back what the store kept across a restart."""
         for name, until in sorted(tasks.items(), key=lambda item: item[1]):
             self._tasks[name] = until
-            self._task_order.append((until, name))
+            heapq.heappush(self._task_order, (until, name))
         self._queues.update(queues)
 
-    def bury(self, task_name: str, now: datetime) -> datetime:
-        """Reserve a task name for the TTL; returns until when, for the store."""
-        until = now + self.task_ttl
+    def bury(self, task_name: str, now: datetime, ttl: timedelta | None = None) -> datetime:
+        """Reserve a task name for ``ttl`` (the default TTL when None); returns until when,
+        for the store."""
+        until = now + (self.task_ttl if ttl is None else ttl)
         self._tasks[task_name] = until
-        self._task_order.append((until, task_name))
+        heapq.heappush(self._task_order, (until, task_name))
         return until
 
     def is_buried(self, task_name: str, now: datetime) -> bool:
@@ -49,7 +50,7 @@ class Tombstones:
         """Forget the task tombstones that are over."""
         order = self._task_order
         while order and order[0][0] <= now:
-            until, name = order.popleft()
+            until, name = heapq.heappop(order)
             if self._tasks.get(name) == until:  # not buried again since
                 del self._tasks[name]
 

@@ -6,7 +6,6 @@ refused by the queue (``TaskAlreadyExists``) and re-enqueueing is always safe.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 from collections.abc import Sequence
@@ -14,7 +13,14 @@ from typing import Any
 
 from app.jobs.types import JobType
 from app.settings import Settings
-from daygen_queue import HttpRequest, NewTask, OidcToken, TaskAlreadyExists, TaskQueue
+from daygen_queue import (
+    HttpRequest,
+    NewTask,
+    OidcToken,
+    QueueError,
+    TaskAlreadyExists,
+    TaskQueue,
+)
 
 log = logging.getLogger("app.enqueue")
 
@@ -63,20 +69,23 @@ async def enqueue(
     chunks: Sequence[int] = (),
 ) -> int:
     """Create the job's task(s); a task that already exists counts as done. Returns how many
-    were newly created. Other queue errors propagate (the reconciler tries again later)."""
-    tasks = [task_for(settings, job_type, job_id, chunk) for chunk in chunks] or [
-        task_for(settings, job_type, job_id)
-    ]
+    were newly created. Other queue errors propagate (the reconciler tries again later).
 
-    async def create(task: NewTask) -> int:
+    A batch's chunk tasks go in BatchCreateTasks calls (``create_tasks``: 100 per call
+    rather than one CreateTask each); a single job's task in one CreateTask."""
+    if not chunks:
         try:
-            await queue.create_task(job_type.queue, task)
+            await queue.create_task(job_type.queue, task_for(settings, job_type, job_id))
         except TaskAlreadyExists:
             return 0
         return 1
-
-    results = await asyncio.gather(*(create(task) for task in tasks), return_exceptions=True)
-    errors = [result for result in results if isinstance(result, BaseException)]
+    tasks = [task_for(settings, job_type, job_id, chunk) for chunk in chunks]
+    results = await queue.create_tasks(job_type.queue, tasks)
+    errors = [
+        result
+        for result in results
+        if isinstance(result, QueueError) and not isinstance(result, TaskAlreadyExists)
+    ]
     if errors:
         raise errors[0]
-    return sum(result for result in results if isinstance(result, int))
+    return sum(1 for result in results if not isinstance(result, QueueError))

@@ -24,7 +24,7 @@ from app.jobs.records import Claim, JobRecord
 from app.jobs.schemas import TaskPayload
 from app.jobs.store import JobStore
 from app.jobs.types import JobType
-from app.jobs.views import job_view
+from app.jobs.views import signed_job_view
 from app.logs import JobLogger, job_logger
 from app.models import FINISHED, JobStatus
 from app.providers.base import ProviderError
@@ -160,7 +160,8 @@ class Processor:
 
     async def publish(self, job: JobRecord | None) -> None:
         if job is not None:
-            await self.services.events.publish(JobUpdate(job.user_id, job_view(job)))
+            view = await signed_job_view(job, self.services.storage)
+            await self.services.events.publish(JobUpdate(job.user_id, view))
 
     async def process(
         self, job_type: JobType[Any], delivery: TaskDelivery, payload: TaskPayload

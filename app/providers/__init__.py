@@ -3,6 +3,10 @@
 Import from here: the errors a handler classifies, the protocols a backend implements, the
 :class:`Providers` table, and :func:`build_providers`, the one factory the app calls.
 ``app.providers.fetch`` reads a job's source image (safely: the URL comes from a user).
+
+The remote adapters (``bfl``, ``runway``, ``replicate``, on the shared ``http`` helper) speak
+the submit / poll / download / cancel protocol of ``base.RemoteTaskProvider``; they are not in
+the registry yet, so every provider name is still served by the local renderers.
 """
 
 from app.providers.base import (

@@ -8,10 +8,26 @@ decision a handler needs from a failure is "try again later or give up now", whi
 
 from __future__ import annotations
 
+import base64
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Protocol, TypeVar, runtime_checkable
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 __all__ = [
+    "ErrorCode",
+    "ImageTaskRequest",
+    "ProviderOutput",
+    "ProviderTask",
+    "RemoteTaskProvider",
+    "SourceImage",
+    "Submitted",
+    "TaskReady",
+    "TaskRunning",
+    "TaskState",
+    "UpscaleTaskRequest",
+    "VideoTaskRequest",
     "ImageProvider",
     "PermanentProviderError",
     "ProviderError",
@@ -33,11 +49,26 @@ class ProviderError(Exception):
 
     retryable: bool = True
 
-    def __init__(self, message: str, *, retryable: bool | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        retryable: bool | None = None,
+        code: str | None = None,
+        retry_after: float | None = None,
+        submission_unknown: bool = False,
+    ) -> None:
         super().__init__(message)
         self.message = message
         if retryable is not None:
             self.retryable = retryable
+        self.code = code
+        """A stable name for the kind of failure (``ErrorCode``), for callers that branch."""
+        self.retry_after = retry_after
+        """Seconds the provider asked us to wait (a 429's ``Retry-After``)."""
+        self.submission_unknown = submission_unknown
+        """A submit whose request may have reached the provider (a timeout or 5xx after
+        sending): retrying could start a second paid task."""
 
 
 class RetryableProviderError(ProviderError):
@@ -134,3 +165,178 @@ def _lookup(table: dict[str, _T], name: str, kind: str) -> _T:
         raise PermanentProviderError(
             f"unknown {kind} provider {name!r} (configured: {known})"
         ) from None
+
+
+# ---------------------------------------------------------------------------------------------
+# Remote providers (BFL, Runway, Replicate): long work as submit / poll / download / cancel.
+#
+# A remote render takes seconds to minutes, so no call waits for it: a delivery ``submit``s
+# and keeps the returned ``ProviderTask`` on the job; a later poll task calls ``poll`` once and
+# either schedules itself again (``TaskRunning.poll_after``) or, on ``TaskReady``, calls
+# ``download`` at once (providers' result links expire) and stores the bytes. Every failure is
+# a ``ProviderError`` whose ``message`` is safe to show the user and whose ``code`` says what
+# happened; the provider's own text is only logged.
+# ---------------------------------------------------------------------------------------------
+
+
+class ErrorCode(StrEnum):
+    """What went wrong at a provider (``ProviderError.code``)."""
+
+    RATE_LIMITED = "rate_limited"  # 429: retry after ``retry_after``
+    OUT_OF_CREDITS = "out_of_credits"  # our provider account is empty: fail and refund
+    MODERATED = "moderated"  # the provider's safety system refused the input or the output
+    INVALID_REQUEST = "invalid_request"  # the provider refused our parameters (400/422)
+    UNAUTHORIZED = "unauthorized"  # our key was refused (401/403): an operator must act
+    TASK_FAILED = "task_failed"  # the render failed at the provider
+    TASK_NOT_FOUND = "task_not_found"  # the provider no longer knows the task
+    CANCELLED = "cancelled"  # cancelled at the provider
+    ABORTED = "aborted"  # the provider dropped the task before it started (its deadline)
+    DEADLINE = "deadline"  # still not finished after the model's deadline
+    UNAVAILABLE = "unavailable"  # 5xx, timeouts, dropped connections
+    RESULT_EXPIRED = "result_expired"  # the result link no longer answers: poll again
+    FORBIDDEN_HOST = "forbidden_host"  # the provider pointed us at a host we do not trust
+
+
+@dataclass(frozen=True, slots=True)
+class SourceImage:
+    """An input image as a provider may receive it: a URL it can fetch itself (a signed Cloud
+    Storage URL, or the user's public URL), or the bytes, which adapters send inline (base64 or
+    a ``data:`` URI, as each provider documents)."""
+
+    url: str | None = None
+    data: bytes | None = None
+    content_type: str = "image/png"
+
+    def __post_init__(self) -> None:
+        if (self.url is None) == (self.data is None):
+            raise ValueError("a source image is either a URL or bytes")
+
+    def data_uri(self) -> str:
+        assert self.data is not None
+        return f"data:{self.content_type};base64,{base64.b64encode(self.data).decode()}"
+
+    def base64(self) -> str:
+        assert self.data is not None
+        return base64.b64encode(self.data).decode()
+
+
+@dataclass(frozen=True, slots=True)
+class ImageTaskRequest:
+    model: str
+    prompt: str
+    width: int
+    height: int
+    seed: int | None = None
+    images: tuple[SourceImage, ...] = ()
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class VideoTaskRequest:
+    model: str
+    prompt: str
+    duration_seconds: int
+    width: int
+    height: int
+    image: SourceImage | None = None
+    seed: int | None = None
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class UpscaleTaskRequest:
+    model: str
+    image: SourceImage
+    scale: int
+    face_enhance: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderTask:
+    """What to keep on the job once a provider accepted the work (``to_json`` / ``from_json``
+    for a JSON column): enough to poll, cancel and find it again after a restart."""
+
+    provider: str
+    task_id: str
+    poll_url: str | None
+    submitted_at: datetime
+    cancel_url: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "provider": self.provider,
+            "taskId": self.task_id,
+            "pollUrl": self.poll_url,
+            "cancelUrl": self.cancel_url,
+            "submittedAt": self.submitted_at.isoformat(),
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> ProviderTask:
+        return cls(
+            provider=str(data["provider"]),
+            task_id=str(data["taskId"]),
+            poll_url=data.get("pollUrl"),
+            cancel_url=data.get("cancelUrl"),
+            submitted_at=datetime.fromisoformat(str(data["submittedAt"])),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class TaskRunning:
+    """Not finished: poll again after ``poll_after`` seconds."""
+
+    status: str  # the provider's own status word (``Pending``, ``THROTTLED``, ``processing``)
+    poll_after: float
+    progress: float | None = None  # 0..1 where the provider reports it
+    queued: bool = False  # waiting for a slot at the provider (Runway's ``THROTTLED``)
+
+
+@dataclass(frozen=True, slots=True)
+class TaskReady:
+    """Finished: ``output_url`` must be downloaded now (it expires within minutes or hours)."""
+
+    output_url: str
+
+
+TaskState = TaskRunning | TaskReady
+
+
+@dataclass(frozen=True, slots=True)
+class Submitted:
+    """A submission: the task to keep, and its state in the provider's answer (Replicate's
+    ``Prefer: wait`` may already be finished)."""
+
+    task: ProviderTask
+    state: TaskState
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderOutput:
+    data: bytes
+    content_type: str
+
+
+RequestT_contra = TypeVar("RequestT_contra", contravariant=True)
+
+
+@runtime_checkable
+class RemoteTaskProvider(Protocol[RequestT_contra]):
+    """A provider reached over HTTP whose work outlives a request.
+
+    ``submit`` is never retried by the adapter itself (no provider here takes an idempotency
+    key, so a retried create can start a second paid task); ``poll``, ``download`` and
+    ``cancel`` are safe to repeat.
+    """
+
+    name: str
+
+    async def submit(self, request: RequestT_contra) -> Submitted: ...
+
+    async def poll(self, task: ProviderTask) -> TaskState: ...
+
+    async def download(self, ready: TaskReady) -> ProviderOutput: ...
+
+    async def cancel(self, task: ProviderTask) -> bool:
+        """Ask the provider to stop; ``False`` when it has no cancel (BFL)."""
+        ...

@@ -21,10 +21,12 @@ import socketio
 
 from app.auth import AuthError, UserAuthenticator
 from app.events import JOB_UPDATE_EVENT
+from app.jobs.records import JobRecord
 from app.jobs.store import JobStore
-from app.jobs.views import job_view
+from app.jobs.views import JobView, job_view, signed_job_view
 from app.models import MAX_JOB_ID_LENGTH
 from app.realtime.rooms import job_room, user_room
+from app.storage import Storage
 
 log = logging.getLogger("app.realtime")
 
@@ -90,11 +92,17 @@ class SocketHandlers:
     checked by ``users``, jobs read from ``store``."""
 
     def __init__(
-        self, sio: socketio.AsyncServer, *, store: JobStore, users: UserAuthenticator
+        self,
+        sio: socketio.AsyncServer,
+        *,
+        store: JobStore,
+        users: UserAuthenticator,
+        storage: Storage | None = None,
     ) -> None:
         self.sio = sio
         self.store = store
         self.users = users
+        self.storage = storage  # signs result URLs in the states sent (None: as stored)
         self._user_of: dict[str, str] = {}
         self._expiry: dict[str, asyncio.TimerHandle] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -138,7 +146,7 @@ class SocketHandlers:
         if job is None:  # unknown, or another user's: the same answer, as the HTTP API's 404
             return {"ok": False, "error": "not found"}
         await self.sio.enter_room(sid, job_room(job_id))
-        return {"ok": True, "job": job_view(job)}
+        return {"ok": True, "job": await self._view(job)}
 
     async def unsubscribe(self, sid: str, *args: Any) -> dict[str, Any]:
         job_id = job_id_from(args)
@@ -151,11 +159,16 @@ class SocketHandlers:
         try:
             jobs = (await self.store.unfinished_jobs(user_id))[:SNAPSHOT_LIMIT]
             for job in reversed(jobs):  # oldest first, like the updates that were missed
-                await self.sio.emit(JOB_UPDATE_EVENT, job_view(job), to=sid)
+                await self.sio.emit(JOB_UPDATE_EVENT, await self._view(job), to=sid)
         except Exception:
             log.exception(
                 "sending the snapshot of unfinished jobs failed", extra={"user_id": user_id}
             )
+
+    async def _view(self, job: JobRecord) -> JobView:
+        if self.storage is None:
+            return job_view(job)
+        return await signed_job_view(job, self.storage)
 
     def _schedule_expiry(self, sid: str, expires_at: datetime) -> None:
         loop = asyncio.get_running_loop()

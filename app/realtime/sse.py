@@ -20,9 +20,10 @@ from aiohttp import web
 from app.api import ApiError, authenticated_user
 from app.events import JOB_UPDATE_EVENT
 from app.jobs.store import JobStore
-from app.jobs.views import JobView, job_view
+from app.jobs.views import JobView, signed_job_view
 from app.models import FINISHED, MAX_JOB_ID_LENGTH
 from app.realtime.streams import StreamClosed, UpdateStreams
+from app.services import SERVICES
 
 SSE_ROUTE = "/api/jobs/{job_id}/events"
 HEARTBEAT = b": heartbeat\n\n"
@@ -67,7 +68,7 @@ def sse_handler(
                 }
             )
             await response.prepare(request)
-            last = job_view(job)
+            last = await signed_job_view(job, request.app[SERVICES].storage)
             await response.write(sse_event(last))
             try:
                 while not is_finished(last):

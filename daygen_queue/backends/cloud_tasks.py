@@ -139,6 +139,16 @@ class _GapicRpc:
     async def create_task(self, request: Any) -> Any:
         return await self._unary("create_task", tasks_v2.CreateTaskRequest, request)
 
+    async def batch_create_tasks(self, request: Any) -> Any:
+        """The raw Operation of the operation future the client returns (the caller polls
+        with ``get_operation``, which also reads operations whose every request failed)."""
+        wrapped = tasks_v2.BatchCreateTasksRequest.wrap(request)
+        future = await self._call(tasks_v2, "batch_create_tasks", wrapped, first_page=False)
+        return future.operation
+
+    async def get_operation(self, request: Any) -> Any:
+        return await self._call(tasks_v2, "get_operation", request, first_page=False)
+
     async def delete_task(self, request: Any) -> Any:
         return await self._unary("delete_task", tasks_v2.DeleteTaskRequest, request)
 

@@ -44,9 +44,19 @@ class InProcessRpc:
     """``CloudTasksRpc`` on an in-process ``emulator.Engine``. Starts the engine on first
     use (inside the running loop) and closes it on ``close()``."""
 
-    def __init__(self, engine: emu.Engine, *, default_location: str = DEFAULT_LOCATION) -> None:
+    def __init__(
+        self,
+        engine: emu.Engine,
+        *,
+        default_location: str = DEFAULT_LOCATION,
+        pending_operation_polls: int = 0,
+    ) -> None:
         self.engine = engine
-        self.service = CloudTasksService(engine, default_location=default_location)
+        self.service = CloudTasksService(
+            engine,
+            default_location=default_location,
+            pending_operation_polls=pending_operation_polls,
+        )
         self._started = False
 
     async def _call(self, method: Callable[[Any], Awaitable[Any]], request: Any) -> Any:
@@ -101,6 +111,12 @@ class InProcessRpc:
         except emu.EmulatorError as error:
             raise api_error(error) from None
 
+    async def batch_create_tasks(self, request: Any) -> Any:
+        return await self._call(self.service.batch_create_tasks, request)
+
+    async def get_operation(self, request: Any) -> Any:
+        return await self._call(self.service.get_operation, request)
+
     async def delete_task(self, request: Any) -> Any:
         return await self._call(self.service.delete_task, request)
 
@@ -116,7 +132,9 @@ class EmulatorBackend(CloudTasksQueue):
 
     Testing surface, on this backend only (like dramatiq's stub broker): ``run_until_idle()``,
     ``advance()``, ``events`` (every state change, with its clock time), ``clock`` and
-    ``engine``. ``engine_options`` go to ``emulator.Engine`` (``event_history=``...).
+    ``engine``. ``engine_options`` go to ``emulator.Engine`` (``event_history=``...);
+    ``pending_operation_polls`` makes batch operations answer "not done" that many times
+    first (what exercises ``create_tasks``' polling).
     """
 
     def __init__(
@@ -128,13 +146,18 @@ class EmulatorBackend(CloudTasksQueue):
         project: str = DEFAULT_PROJECT,
         location: str = DEFAULT_LOCATION,
         engine: emu.Engine | None = None,
+        pending_operation_polls: int = 0,
         **engine_options: Any,
     ) -> None:
         self.engine = engine or emu.Engine(
             clock=clock, dispatcher=dispatcher, store=store, **engine_options
         )
         super().__init__(
-            InProcessRpc(self.engine, default_location=location),
+            InProcessRpc(
+                self.engine,
+                default_location=location,
+                pending_operation_polls=pending_operation_polls,
+            ),
             project=project,
             location=location,
         )

@@ -42,7 +42,7 @@ def console_app(service: CloudTasksService) -> web.Application:
     from emulator.rest import RestGateway
 
     app = web.Application()
-    RestGateway(service).add_routes(app)
+    RestGateway(service, access_tokens=service.engine.access_tokens).add_routes(app)
     add_routes(app, service)
     return app
 

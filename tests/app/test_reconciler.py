@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
 import pytest
 
-from daygen_queue import BackendUnavailable, NewTask, Task, TaskQueue
+from daygen_queue import BackendUnavailable, NewTask, QueueError, Task, TaskQueue
 from daygen_queue.backends.emulator import EmulatorBackend
 from tests.app.conftest import StartService
 
 
 class FlakyQueue:
-    """The emulator backend, except ``create_task`` fails while ``broken``."""
+    """The emulator backend, except ``create_task`` and ``create_tasks`` fail while
+    ``broken``."""
 
     def __init__(self, backend: EmulatorBackend) -> None:
         self.backend = backend
@@ -23,6 +25,11 @@ class FlakyQueue:
         if self.broken:
             raise BackendUnavailable("connection reset")
         return await self.backend.create_task(queue, task)
+
+    async def create_tasks(self, queue: str, tasks: Sequence[NewTask]) -> list[Task | QueueError]:
+        if self.broken:
+            raise BackendUnavailable("connection reset")
+        return await self.backend.create_tasks(queue, tasks)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.backend, name)

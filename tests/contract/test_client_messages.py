@@ -118,7 +118,7 @@ def test_a_queue_config_round_trips_and_the_mask_names_every_settable_field() ->
             max_retry_duration=timedelta(hours=1),
             min_backoff=timedelta(milliseconds=250),
             max_backoff=timedelta(seconds=90),
-            max_doublings=0,
+            max_doublings=1,
         ),
     )
     message = pb.QueuePb()

@@ -399,3 +399,69 @@ async def test_task_is_dropped_after_max_attempts(
 
     await _wait_until_gone(task_queue, queue_name, "doomed")
     assert len(receiver.for_path("/doomed")) == 2
+
+
+async def test_create_tasks_gives_one_result_per_task_in_order(
+    task_queue: TaskQueue, queue_name: str, receiver: Receiver
+) -> None:
+    await task_queue.create_queue(QueueConfig(name=queue_name))
+    await task_queue.pause_queue(queue_name)
+    await task_queue.create_task(queue_name, task_to(receiver, "/taken", "taken"))
+    tasks = [task_to(receiver, f"/many-{n}", f"many-{n}") for n in range(205)]
+    tasks.insert(150, task_to(receiver, "/taken", "taken"))  # in the second chunk of 100
+
+    results = await task_queue.create_tasks(queue_name, tasks)
+    await task_queue.resume_queue(queue_name)
+    delivered = await receiver.wait_for(
+        lambda requests: len([r for r in requests if r.path.startswith("/many-")]) == 205,
+        timeout=30,
+    )
+
+    assert len(results) == 206
+    assert isinstance(results[150], TaskAlreadyExists)
+    created = [result for result in results if not isinstance(result, Exception)]
+    assert [task.name for task in created] == [f"many-{n}" for n in range(205)]
+    assert all(task.queue == queue_name for task in created)
+    assert created[0].http_request.body == b"/many-0"
+    assert len({request.path for request in delivered if request.path.startswith("/many-")}) == 205
+
+
+async def test_create_tasks_reports_each_invalid_task_and_raises_for_a_missing_queue(
+    task_queue: TaskQueue, queue_name: str, receiver: Receiver
+) -> None:
+    with pytest.raises(QueueNotFound):
+        await task_queue.create_tasks(queue_name, [task_to(receiver, "/x")])
+    await task_queue.create_queue(QueueConfig(name=queue_name))
+    await task_queue.pause_queue(queue_name)
+    too_far = datetime.now(UTC) + timedelta(days=31)
+
+    results = await task_queue.create_tasks(
+        queue_name,
+        [task_to(receiver, "/late", schedule_time=too_far), task_to(receiver, "/fine", "fine")],
+    )
+
+    assert isinstance(results[0], InvalidArgument) and "720h" in results[0].message
+    assert not isinstance(results[1], Exception) and results[1].name == "fine"
+    assert [task.name for task in await task_queue.list_tasks(queue_name)] == ["fine"]
+
+
+async def test_a_tasks_own_retry_config_is_kept_and_replaces_the_queues(
+    task_queue: TaskQueue, queue_name: str, receiver: Receiver
+) -> None:
+    """The queue would retry (5 attempts); the task's own policy allows one attempt."""
+    await task_queue.create_queue(QueueConfig(name=queue_name, retry_config=FAST_RETRY))
+    receiver.responder = lambda request: 500 if request.path == "/once" else 200
+    once = RetryConfig(max_attempts=1, min_backoff=timedelta(seconds=1))
+    await task_queue.pause_queue(queue_name)
+    created = await task_queue.create_task(
+        queue_name, task_to(receiver, "/once", "once", retry_config=once)
+    )
+    read = await task_queue.get_task(queue_name, "once")
+    await task_queue.resume_queue(queue_name)
+    await receiver.wait_for_path("/once")
+    await barrier(task_queue, receiver, queue_name)
+
+    assert created.retry_config == read.retry_config == once
+    with pytest.raises(TaskNotFound):  # given up after its one attempt
+        await task_queue.get_task(queue_name, "once")
+    assert len(receiver.for_path("/once")) == 1

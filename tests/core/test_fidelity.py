@@ -200,6 +200,35 @@ async def test_retries_follow_the_backoff_sequence(
         await backend.get_task("q", "t")
 
 
+async def test_a_tasks_own_retry_config_replaces_the_queues_stop_rule_and_backoff(
+    backend: EmulatorBackend, recorder: Recorder
+) -> None:
+    """The queue (9 attempts, 10 s doubling 3 times) against the task's own policy (4
+    attempts, 2 s doubling once, capped at 5 s); an unset field of the task's is Cloud Tasks'
+    default, never the queue's."""
+    recorder.script = lambda request: 500
+    queue_retry = RetryConfig(
+        max_attempts=9, min_backoff=10 * S, max_backoff=300 * S, max_doublings=3
+    )
+    own = RetryConfig(max_attempts=4, min_backoff=2 * S, max_backoff=5 * S, max_doublings=1)
+    await backend.create_queue(QueueConfig(name="q", retry_config=queue_retry))
+    await backend.create_task("q", new_task("own", retry_config=own))
+    await backend.create_task("q", new_task("by-queue"))
+
+    created = await backend.get_task("q", "own")
+    await backend.run_until_idle()
+
+    own_gaps = [b - a for a, b in itertools.pairwise(recorder.times("own"))]
+    queue_gaps = [b - a for a, b in itertools.pairwise(recorder.times("by-queue"))]
+    assert own_gaps == [2, 4, 5]  # 2, doubled once to 4, then linear by 4 capped at 5
+    assert queue_gaps == [10, 20, 40, 80, 160, 240, 300, 300]
+    assert created.retry_config == own
+    exhausted = {
+        event.task: event.attempt for event in backend.events.of_kind(EventKind.TASK_EXHAUSTED)
+    }
+    assert exhausted == {"own": 4, "by-queue": 9}
+
+
 async def test_task_is_retried_until_both_limits_are_met(
     backend: EmulatorBackend, recorder: Recorder
 ) -> None:

@@ -3,9 +3,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any
 
 import grpc
 import pytest
@@ -37,13 +39,16 @@ class GrpcStack:
         return f"{PARENT}/queues/{queue_id}"
 
 
-@pytest.fixture
-async def stack() -> AsyncIterator[GrpcStack]:
-    """Engine + gRPC server on a free port + the official async clients, in this loop."""
+@contextlib.asynccontextmanager
+async def grpc_stack(
+    *, engine_options: dict[str, Any] | None = None, **service_options: Any
+) -> AsyncIterator[GrpcStack]:
+    """Engine + gRPC server on a free port + the official async clients, in this loop;
+    ``service_options`` go to ``CloudTasksService``, ``engine_options`` to ``Engine``."""
     issuer = OidcIssuer()
-    engine = Engine(token_minter=issuer)
+    engine = Engine(token_minter=issuer, **(engine_options or {}))
     await engine.start()
-    service = CloudTasksService(engine)
+    service = CloudTasksService(engine, **service_options)
     server, port = build_server(service, "127.0.0.1:0")
     await server.start()
     address = f"127.0.0.1:{port}"
@@ -62,3 +67,9 @@ async def stack() -> AsyncIterator[GrpcStack]:
         await channel.close()
         await server.stop(None)
         await engine.close()
+
+
+@pytest.fixture
+async def stack() -> AsyncIterator[GrpcStack]:
+    async with grpc_stack() as ready:
+        yield ready

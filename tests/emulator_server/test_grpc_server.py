@@ -279,23 +279,30 @@ async def test_a_masked_field_of_an_absent_group_takes_the_server_default(
     assert updated.retry_config.max_doublings == 3
 
 
-async def test_max_doublings_zero_is_kept_when_sent_and_defaulted_when_not(
-    stack: GrpcStack,
+@pytest.mark.parametrize(
+    ("field", "zero", "default"),
+    [
+        ("max_attempts", 0, 100),
+        ("max_retry_duration", timedelta(0), timedelta(0)),
+        ("min_backoff", timedelta(0), timedelta(milliseconds=100)),
+        ("max_backoff", timedelta(0), timedelta(hours=1)),
+        ("max_doublings", 0, 16),
+    ],
+)
+async def test_every_zero_retry_field_reports_the_cloud_tasks_default(
+    stack: GrpcStack, field: str, zero: object, default: object
 ) -> None:
+    """Proto3 zero is "unset", so Cloud Tasks reports its default for it: sent as zero in a
+    whole retry_config, masked alone, or with an empty retry_config on CreateQueue."""
+    empty = await make_queue(stack, f"empty-{field.replace('_', '-')}", retry_config={})
+    sent = await make_queue(stack, f"sent-{field.replace('_', '-')}", retry_config={field: zero})
     masked = await stack.client.update_queue(
-        queue={"name": stack.queue("masked"), "retry_config": {"max_doublings": 0}},
-        update_mask=field_mask_pb2.FieldMask(paths=["retry_config.max_doublings"]),
-    )
-    whole = await stack.client.update_queue(
-        queue={"name": stack.queue("whole"), "retry_config": {"max_attempts": 4}},
-    )
-    without = await stack.client.update_queue(
-        queue={"name": stack.queue("without"), "rate_limits": {"max_dispatches_per_second": 3}},
+        queue={"name": stack.queue(f"masked-{field.replace('_', '-')}"), "retry_config": {}},
+        update_mask=field_mask_pb2.FieldMask(paths=[f"retry_config.{field}"]),
     )
 
-    assert masked.retry_config.max_doublings == 0
-    assert whole.retry_config.max_doublings == 0  # the whole group was sent, zero included
-    assert without.retry_config.max_doublings == 16
+    for queue in (empty, sent, masked):
+        assert getattr(queue.retry_config, field) == default  # type: ignore[attr-defined]
 
 
 async def test_a_mask_of_output_only_fields_changes_nothing_but_still_upserts(

@@ -193,3 +193,39 @@ async def test_rest_not_found_names_the_resource_type_like_grpc(
             "resourceType": "cloudtasks.googleapis.com/Task",
         }
     ]
+
+
+async def test_rest_v2_queue_http_target_round_trips_and_is_cleared_by_its_mask(
+    rest_client: tasks_v2.CloudTasksClient, emulator_server: EmulatorProcess, receiver: Receiver
+) -> None:
+    queue_name = f"{PARENT}/queues/routed-{uuid.uuid4().hex[:8]}"
+    port = int(receiver.base_url.rsplit(":", 1)[1])
+    await asyncio.to_thread(
+        rest_client.create_queue,
+        parent=PARENT,
+        queue={
+            "name": queue_name,
+            "http_target": {
+                "uri_override": {"scheme": 1, "host": "127.0.0.1", "port": port},
+                "http_method": tasks_v2.HttpMethod.PUT,
+            },
+        },
+    )
+    await asyncio.to_thread(
+        rest_client.create_task,
+        parent=queue_name,
+        task={"http_request": {"url": "https://x.invalid/p"}},
+    )
+    [received] = await receiver.wait_for_path("/p")
+    async with aiohttp.ClientSession() as http:
+        raw = await (await http.get(f"{emulator_server.http_url}/v2/{queue_name}")).json()
+    cleared = await asyncio.to_thread(
+        rest_client.update_queue,
+        queue={"name": queue_name},
+        update_mask=field_mask_pb2.FieldMask(paths=["http_target"]),
+    )
+
+    assert received.method == "PUT"
+    assert raw["httpTarget"]["uriOverride"]["port"] == str(port)  # int64: a JSON string
+    assert raw["httpTarget"]["httpMethod"] == "PUT"
+    assert "http_target" not in cleared

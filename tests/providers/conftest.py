@@ -15,6 +15,18 @@ from aiohttp.test_utils import TestServer
 from PIL import Image
 
 from app.storage import LocalStorage
+from tests.providers.adapter_support import (  # noqa: F401
+    bfl,
+    fake_bfl,
+    fake_replicate,
+    fake_runway,
+    http,
+    replicate,
+    runway,
+)
+
+# Cloud Storage fixtures live beside their helpers; imported so every module here sees them.
+from tests.providers.gcs_support import bucket, gcs, gcs_server, outbound, sa_key  # noqa: F401
 
 BASE_URL = "https://api.daygen.test"
 
