@@ -5,7 +5,8 @@
   desktop viewport, whose console errors fail the test (``browser_log.expect(...)`` for one a
   test provokes on purpose);
 - ``console_emulator``: one ``python -m emulator`` subprocess for the browser tests, with a
-  REST helper and a receiver for its deliveries (200, or 503 for paths under ``/fail``).
+  REST helper and a receiver for its deliveries (200, or 503 for paths under ``/fail``);
+- ``running_app``: the jobs service (``app_server.py``) on a real port for one test.
 
 Every test here runs in the session's event loop (the browser's connection lives there), set
 by ``pytest_collection_modifyitems`` below for whatever module is added to this folder.
@@ -20,6 +21,7 @@ import pytest
 import pytest_asyncio
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright, expect
 
+from tests.browser.app_server import RunningApp, serving_app
 from tests.browser.chromium import LAUNCH_ARGS, BrowserLog, chromium_executable
 from tests.browser.console_api import ConsoleEmulator
 from tests.emulator_server.process import running_emulator
@@ -87,3 +89,9 @@ async def console_emulator() -> AsyncIterator[ConsoleEmulator]:
         async with ConsoleEmulator(server.http_url, receiver) as emulator:
             yield emulator
     await receiver.stop()
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def running_app(tmp_path: Path) -> AsyncIterator[RunningApp]:
+    async with serving_app(tmp_path) as app:
+        yield app

@@ -40,7 +40,7 @@ async def test_a_paused_queue_holds_a_new_task_until_run_now_dispatches_it(
     assert console_emulator.receiver.for_path(f"/run/{qid}") == []
     assert "dispatchCount" not in (await console_emulator.tasks(queue))[0]
 
-    await page.get_by_role("button", name=f"Run task {short_id(task['name'])} now").click()
+    await page.get_by_role("button", name=f"Run now: task {short_id(task['name'])}").click()
     delivered = await console_emulator.receiver.wait_for_path(f"/run/{qid}")
     assert delivered[0].header("X-CloudTasks-TaskName") == short_id(task["name"])
     await expect(timeline_entry(page, task["name"], "attempt_succeeded")).to_have_count(1)

@@ -4,62 +4,13 @@ real Chromium: a job's task waits in a queue paused from the console, and the co
 
 from __future__ import annotations
 
-import socket
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
-
-import aiohttp
-import pytest_asyncio
-from aiohttp import web
 from playwright.async_api import Page, expect
 
-from app.auth import issue_dev_token
-from app.main import EMULATOR_CONSOLE_PATH, create_app
-from app.settings import Settings
+from app.main import EMULATOR_CONSOLE_PATH
+from tests.browser.app_server import RunningApp
 from tests.browser.console_page import task_row, timeline_entry
 
 IMAGE_QUEUE = "image-generation-queue"
-
-
-@dataclass
-class RunningApp:
-    base_url: str
-    settings: Settings
-    http: aiohttp.ClientSession
-
-    async def call(self, method: str, path: str, **kwargs: Any) -> tuple[int, Any]:
-        headers = {"Authorization": f"Bearer {issue_dev_token(self.settings, 'alice')}"}
-        async with self.http.request(
-            method, self.base_url + path, headers=headers, **kwargs
-        ) as response:
-            return response.status, await response.json(content_type=None)
-
-
-@pytest_asyncio.fixture(loop_scope="session")
-async def running_app(tmp_path: Path) -> AsyncIterator[RunningApp]:
-    """``python -m app``'s assembly on a real port: SQLite, the in-process emulator on the
-    real clock delivering over HTTP to the app itself, the local providers."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    base_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    settings = Settings(
-        app_env="development",
-        api_base_url=base_url,
-        database_url=f"sqlite+aiosqlite:///{tmp_path / 'app.db'}",
-        storage_dir=tmp_path / "media",
-        jwt_secret="browser-test-secret-0123456789abcdef0123",
-        internal_api_key="browser-test-internal-key",
-        reconcile_interval_seconds=0,
-        local_providers_only=True,
-    )
-    runner = web.AppRunner(create_app(settings), access_log=None)
-    await runner.setup()
-    await web.SockSite(runner, sock).start()
-    async with aiohttp.ClientSession() as http:
-        yield RunningApp(base_url, settings, http)
-    await runner.cleanup()
 
 
 async def test_a_job_waits_in_a_queue_paused_from_the_console_and_run_now_completes_it(
@@ -84,7 +35,7 @@ async def test_a_job_waits_in_a_queue_paused_from_the_console_and_run_now_comple
     await expect(task_row(page, task).locator('[data-label="Dispatches"]')).to_have_text("0")
     assert (await running_app.call("GET", f"/api/jobs/{job['jobId']}"))[1]["status"] == "PENDING"
 
-    await page.get_by_role("button", name=f"Run task {job['jobId']} now").click()
+    await page.get_by_role("button", name=f"Run now: task {job['jobId']}").click()
     await expect(timeline_entry(page, task, "attempt_succeeded")).to_have_count(1)
     status, done = await running_app.call("GET", f"/api/jobs/{job['jobId']}")
     assert done["status"] == "COMPLETED" and done["resultUrl"], done

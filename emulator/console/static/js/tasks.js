@@ -55,7 +55,7 @@ export class TaskTable {
       "aria-label": `Details of task ${id}`, onclick: () => this.actions.open(name),
     }));
     const run = h("button", {
-      type: "button", text: "Run now", "aria-label": `Run task ${id} now`, onclick: () => this.actions.run(name),
+      type: "button", text: "Run now", "aria-label": `Run now: task ${id}`, onclick: () => this.actions.run(name),
     });
     const remove = h("button", {
       type: "button", class: "danger", text: "Delete", "aria-label": `Delete task ${id}`,
