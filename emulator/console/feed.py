@@ -120,18 +120,18 @@ class EventFeed:
         self._listeners: set[_Listener] = set()
         self._closed = False
         held = list(stream)
-        self._lost = len(held) > RING_SIZE  # the oldest were never numbered
+        self._lost_at_start = len(held) > RING_SIZE  # the oldest were never numbered
         for event in held[-RING_SIZE:]:
             self._receive(event)
         self._unsubscribe = stream.subscribe(self._receive)
 
     def _receive(self, event: Event) -> None:
+        # Every engine event passes here, watched or not: kept to the bare minimum.
         self._sequence += 1
-        if len(self._ring) == RING_SIZE:
-            self._lost = True
         self._ring.append((self._sequence, event))
-        for listener in self._listeners:
-            listener.offer(self._sequence, event)
+        if self._listeners:
+            for listener in self._listeners:
+                listener.offer(self._sequence, event)
 
     def replay(
         self, wanted: EventFilter, *, history: int, after: int | None
@@ -148,7 +148,8 @@ class EventFeed:
 
     def complete_since(self) -> datetime | None:
         """From when the ring holds every event: None while it has dropped none."""
-        return self._ring[0][1].time if self._lost and self._ring else None
+        lost = self._lost_at_start or self._sequence > RING_SIZE
+        return self._ring[0][1].time if lost and self._ring else None
 
     def hello(self) -> dict[str, Any]:
         return {

@@ -47,10 +47,13 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
 async def browser() -> AsyncIterator[Browser]:
+    executable = None
     try:
         executable = chromium_executable()
     except FileNotFoundError as missing:
-        pytest.fail(str(missing), pytrace=False)
+        problem = str(missing)
+    if executable is None:
+        pytest.fail(problem, pytrace=False)  # never a skip: CI must not pass without it
     async with async_playwright() as playwright:
         launched = await playwright.chromium.launch(
             executable_path=executable, headless=True, args=list(LAUNCH_ARGS)

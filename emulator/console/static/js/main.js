@@ -112,7 +112,7 @@ const queueTable = new QueueTable($("queues"), {
   }),
   purge: (name) => attempt(async () => {
     const count = state.queues.get(name)?.stats?.tasksCount;
-    const what = count === undefined ? "every task" : `all ${count} task${count === 1 ? "" : "s"}`;
+    const what = count === undefined ? "every task" : count === 1 ? "its one task" : `all ${count} tasks`;
     const sure = await confirmAction({
       title: `Purge ${shortId(name)}?`,
       message: `This deletes ${what} in the queue. It cannot be undone.`,

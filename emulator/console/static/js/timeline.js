@@ -14,6 +14,7 @@ const KIND_LABELS = {
 };
 const SHOWN = 300; // timeline entries kept on the page
 const MINUTE = 60_000;
+const BATCH_MS = 50;
 
 /** One EventSource on console/events with the given filter. */
 export class Feed {
@@ -24,7 +25,9 @@ export class Feed {
     this.source = new EventSource(new URL(`console/events?${query}`, document.baseURI));
     let batch = [];
     let scheduled = false;
-    // Events come one message at a time; they are handed on once per frame, in batches.
+    // Events come one message at a time; they are handed on in batches, at most every
+    // BATCH_MS (a timer, not requestAnimationFrame: that one stops in a hidden tab, and the
+    // batch would grow without bound).
     const flush = () => {
       scheduled = false;
       const events = batch;
@@ -39,7 +42,7 @@ export class Feed {
       batch.push(JSON.parse(message.data));
       if (!scheduled) {
         scheduled = true;
-        requestAnimationFrame(flush);
+        setTimeout(flush, BATCH_MS);
       }
     });
     this.source.addEventListener("dropped", (message) => onDropped(JSON.parse(message.data).count));
