@@ -35,6 +35,7 @@ log = logging.getLogger("app")
 
 RECONCILER = web.AppKey("reconciler", Reconciler)
 OUTBOUND_HTTP = web.AppKey("outbound_http", OutboundHttp)
+EMULATOR_CONSOLE_PATH = "/_emulator/"
 
 Lifetime = Callable[[web.Application], AsyncIterator[None]]
 
@@ -102,7 +103,33 @@ def create_app(
     app.cleanup_ctx.append(_running(reconciler, settings, database))
     app.add_routes(api_routes())
     app.add_routes(media_routes(storage))
+    _mount_emulator_console(app, task_queue, settings)
     return app
+
+
+def _mount_emulator_console(app: web.Application, queue: TaskQueue, settings: Settings) -> None:
+    """Outside production, the in-process emulator's console (and the REST face it calls) at
+    ``/_emulator/``. The one place the app reaches past ``daygen_queue`` into ``emulator``:
+    the in-process transport's service is the emulator, and only a development page needs it.
+    Google's Cloud Tasks or ``python -m emulator`` have their own consoles, so nothing is
+    mounted for them."""
+    service = getattr(getattr(queue, "rpc", None), "service", None)
+    if settings.is_production or service is None:
+        return
+    from emulator.console import console_app
+
+    app.router.add_get(EMULATOR_CONSOLE_PATH.rstrip("/"), _to_emulator_console)
+    app.add_subapp(EMULATOR_CONSOLE_PATH, console_app(service))
+
+    async def announce(app: web.Application) -> None:
+        log.info("emulator console: %s%s", settings.base_url, EMULATOR_CONSOLE_PATH)
+
+    app.on_startup.append(announce)
+
+
+async def _to_emulator_console(request: web.Request) -> web.StreamResponse:
+    """``/_emulator`` to ``/_emulator/``: the console's URLs are relative to the slash."""
+    raise web.HTTPPermanentRedirect(EMULATOR_CONSOLE_PATH)
 
 
 def _aliases(settings: Settings) -> list[str]:

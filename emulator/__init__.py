@@ -1,4 +1,4 @@
-"""A local Google Cloud Tasks: the engine, its gRPC/REST faces and its dashboard.
+"""A local Google Cloud Tasks: the engine, its gRPC/REST faces and its console.
 
 This package knows nothing about daygen: it models Cloud Tasks' own resources so that any
 Cloud Tasks client, ours or Google's, can be pointed at it.

@@ -3,6 +3,9 @@ for testing any official client against the same engine as the in-process backen
 
     python -m emulator --port 8123 --http-port 8124 --db var/tasks.db --queues queues.toml
 
+The HTTP port also serves the console at ``/`` (queues, tasks, live events, actions) and
+Prometheus metrics at ``/metrics``.
+
 Prints one ready line (``cloud-tasks-emulator ready grpc=HOST:PORT http=HOST:PORT``) once
 both ports accept requests; stops cleanly on SIGTERM / SIGINT (flushing the store). A port
 that cannot be listened on (already in use) is one line on stderr naming the port and the
@@ -26,7 +29,7 @@ from typing import Any
 import grpc
 from aiohttp import web
 
-from emulator import rules
+from emulator import console, rules
 from emulator.dispatch import HttpDispatcher
 from emulator.engine import DEFAULT_APP_ENGINE_HOST, Engine
 from emulator.errors import NotFound
@@ -132,7 +135,9 @@ async def listen(
     await server.start()
     if args.http_port < 0:
         return server, grpc_port, None, -1
-    runner = web.AppRunner(build_app(service, issuer), access_log=None)
+    app = build_app(service, issuer)
+    console.add_routes(app, service)  # the console at /, beside the REST face it calls
+    runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, args.host, args.http_port, reuse_port=False)
     try:

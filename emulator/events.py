@@ -1,6 +1,6 @@
 """The observer stream: every state change of queues and tasks, stamped with the clock.
 
-Tests assert on it, metrics count it and the dashboard shows it, so there is exactly one
+Tests assert on it, metrics count it and the console shows it, so there is exactly one
 source of truth for "what happened when".
 """
 

@@ -1,6 +1,6 @@
 """Prometheus metrics on the HTTP port (``/metrics``), fed by the engine's event stream.
 
-Counters come from the same observer stream the tests and the dashboard read, so a metric can
+Counters come from the same observer stream the tests and the console read, so a metric can
 never disagree with what the engine says happened; gauges (waiting and running tasks) are read
 from the engine when Prometheus scrapes. Each service gets its own registry: several emulators
 in one process (tests) never share counters.

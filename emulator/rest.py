@@ -338,12 +338,10 @@ class RestGateway:
 
 
 def build_app(service: CloudTasksService, issuer: OidcIssuer | None = None) -> web.Application:
-    """REST API, OIDC discovery and JWKS, the read-only dashboard at ``/`` and Prometheus
-    metrics at ``/metrics``."""
-    from emulator import dashboard, metrics
+    """REST API, OIDC discovery and JWKS, and Prometheus metrics at ``/metrics``."""
+    from emulator import metrics
 
     app = web.Application(client_max_size=MAX_BODY_BYTES)
     RestGateway(service, issuer, service.engine.access_tokens).add_routes(app)
-    dashboard.add_routes(app, service)
     metrics.add_routes(app, service)
     return app

@@ -83,7 +83,7 @@ class CloudTasksService:
 
     def known_parents(self) -> list[str]:
         """``projects/P/locations/L`` of every location a request named, plus the default
-        location of every project seen (what the dashboard lists)."""
+        location of every project seen (what the console lists)."""
         parents = set()
         for project, locations in self._seen_locations.items():
             for location in {*locations, self.default_location}:

@@ -1,8 +1,9 @@
-"""``python -m emulator`` as a process: ``--queues`` at start, the dashboard, clean SIGTERM,
-and a clear refusal of a bad queues file."""
+"""``python -m emulator`` as a process: ``--queues`` at start, the console and its event
+stream, clean SIGTERM, and a clear refusal of a bad queues file."""
 
 from __future__ import annotations
 
+import json
 import socket
 import subprocess
 import sys
@@ -16,7 +17,7 @@ from tests.emulator_server.process import REPO, EmulatorProcess
 pytestmark = pytest.mark.slow
 
 
-async def test_queues_file_is_applied_at_start_and_shown_on_the_dashboard(
+async def test_queues_file_is_applied_at_start_and_shown_on_the_console(
     tmp_path: Path,
 ) -> None:
     server = EmulatorProcess(
@@ -29,6 +30,12 @@ async def test_queues_file_is_applied_at_start_and_shown_on_the_dashboard(
                 listed = await response.json()
             async with session.get(server.http_url + "/") as response:
                 page = await response.text()
+            created: list[str] = []
+            async with session.get(server.http_url + "/console/events?history=4") as response:
+                while len(created) < 4:  # the queues file's events, replayed to a late viewer
+                    line = await response.content.readline()
+                    if line.startswith(b"data: ") and b'"queue_created"' in line:
+                        created.append(json.loads(line.removeprefix(b"data: "))["queue"])
     finally:
         code = server.stop()
 
@@ -44,7 +51,8 @@ async def test_queues_file_is_applied_at_start_and_shown_on_the_dashboard(
     assert image["rateLimits"]["maxConcurrentDispatches"] == 100
     assert image["retryConfig"]["maxAttempts"] == 3
     assert image["retryConfig"]["maxRetryDuration"] == "3600s"
-    assert "image-generation-queue" in page and "queue_created" in page
+    assert "Cloud Tasks emulator console" in page
+    assert sorted(created) == sorted(queues)
     assert code == 0  # SIGTERM is a clean shutdown
 
 
