@@ -21,6 +21,7 @@ from pydantic import BaseModel, ValidationError
 
 from app.auth import AuthError, bearer_token
 from app.jobs.credits import InsufficientCredits
+from app.jobs.planning import PlanningError
 from app.jobs.processor import Processor
 from app.jobs.schemas import TaskPayload
 from app.jobs.submit import submit_job
@@ -184,6 +185,8 @@ def _job_type_route(job_type: JobType[Any]) -> Callable[[web.Request], Awaitable
             job = await submit_job(request.app[SERVICES], user_id, job_type, body)
         except InsufficientCredits as error:
             raise ApiError(402, "insufficient_credits", str(error)) from None
+        except PlanningError as error:
+            raise field_error(error.field, error.message, "value_error") from None
         return web.json_response(job_view(job), status=202)
 
     create.__name__ = f"create_{job_type.name.replace('-', '_')}"

@@ -20,7 +20,7 @@ from app.db import Database, open_database
 from app.events import JobEvents
 from app.jobs.reconciler import Reconciler
 from app.jobs.store import JobStore
-from app.jobs.types import JOB_TYPES, queue_config
+from app.jobs.types import JOB_TYPES, queue_configs
 from app.migrate import migrate
 from app.outbound import OutboundHttp
 from app.providers.base import Providers
@@ -168,19 +168,19 @@ def _database(database: Database, *, owned: bool) -> Lifetime:
 
 
 def _queues(queue: TaskQueue, settings: Settings, *, owned: bool) -> Lifetime:
-    """One queue per job type ensured at start-up; the queue client closed with the app if
-    the app made it."""
+    """The queues of every job type (one per priority) ensured at start-up; the queue client
+    closed with the app if the app made it."""
 
     async def lifetime(app: web.Application) -> AsyncIterator[None]:
         try:
             for job_type in JOB_TYPES.values():
-                await queue.ensure_queue(
-                    queue_config(
-                        job_type,
-                        max_dispatches_per_second=settings.queue_max_dispatches_per_second,
-                        max_concurrent_dispatches=settings.queue_max_concurrent_dispatches,
-                    )
-                )
+                for config in queue_configs(
+                    job_type,
+                    max_dispatches_per_second=settings.queue_max_dispatches_per_second,
+                    max_concurrent_dispatches=settings.queue_max_concurrent_dispatches,
+                    retry_policies=settings.retry_policies,
+                ):
+                    await queue.ensure_queue(config)
             yield
         finally:
             if owned:

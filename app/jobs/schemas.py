@@ -19,6 +19,7 @@ from pydantic import (
     model_validator,
 )
 
+from app.jobs.planning import PlanningFields, checked_job_ref
 from app.models import MAX_JOB_ID_LENGTH
 
 # model -> provider, per job type: the seed's models plus the offline ``local`` one.
@@ -33,6 +34,8 @@ MAX_SEED = 2**32 - 1
 
 
 def _http_url(value: str) -> str:
+    if checked_job_ref(value) is not None:  # a parent job's result (app.jobs.planning)
+        return value
     lowered = value.lower()
     if not lowered.startswith(("http://", "https://")) or len(value) < 11:
         raise ValueError("must be an http:// or https:// URL")
@@ -54,7 +57,7 @@ VideoSide = Annotated[StrictInt, Field(ge=MIN_SIDE, le=MAX_VIDEO_SIDE)]
 Seed = Annotated[StrictInt, Field(ge=0, le=MAX_SEED)]
 
 
-class JobRequest(BaseModel):
+class JobRequest(PlanningFields):
     """Common part: ``model`` and ``provider`` must match the type's ``models`` registry."""
 
     model_config = ConfigDict(extra="ignore", populate_by_name=True)
