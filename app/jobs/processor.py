@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from app.events import JobUpdate
+from app.jobs.cancel import JobCancelled, raise_if_cancelled
 from app.jobs.dependencies import settle_dependents
 from app.jobs.handlers import HandlerContext, HandlerTask
 from app.jobs.records import Claim, JobRecord
@@ -202,12 +203,18 @@ class Processor:
             await self.publish(job)
 
         async def report(value: int) -> None:
-            await self.publish(await work.progress(value))
+            moved = await work.progress(value)
+            if moved is None:  # no longer this attempt's: a safe point to stop if cancelled
+                await raise_if_cancelled(self.services, job.id)
+            await self.publish(moved)
 
         task = HandlerTask(job.id, dict(job.params), work.chunk, report)
         try:
             async with asyncio.timeout(job_type.run_timeout.total_seconds()):
                 result = await job_type.handler(self.ctx, task)
+        except JobCancelled:
+            logger.info("stopped: the job was cancelled")
+            return _ack("cancelled")
         except Exception as error:
             message, retryable = _describe(error, job_type, logger)
             attempt = delivery.attempt

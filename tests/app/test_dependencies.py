@@ -157,3 +157,33 @@ async def test_the_reconciler_releases_a_child_left_waiting_on_a_completed_paren
     assert (await service.job("gus", waiting["jobId"]))["status"] == "PENDING"
     await service.run_until_idle()
     assert (await service.job("gus", waiting["jobId"]))["status"] == "COMPLETED"
+
+
+async def test_cancelling_a_parent_cancels_its_waiting_children_with_a_refund(
+    service: Service,
+):
+    image = await service.create(
+        "hal", "image-generation", {"prompt": "a", "runAt": "2026-01-02T00:00:00Z", **SMALL}
+    )
+    upscale = await service.create("hal", "image-upscale", {"imageUrl": f"job:{image['jobId']}"})
+    assert await service.credits("hal") == 97
+    status, _ = await service.request("POST", f"/api/jobs/{image['jobId']}/cancel", user="hal")
+    assert status == 200
+    child = await service.job("hal", upscale["jobId"])
+    assert child["status"] == "CANCELLED"
+    assert child["error"] == f"parent job {image['jobId']} was cancelled"
+    assert await service.credits("hal") == 100
+
+
+async def test_a_waiting_job_can_be_cancelled_and_its_children_follow(service: Service):
+    image = await service.create(
+        "ida", "image-generation", {"prompt": "a", "runAt": "2026-01-02T00:00:00Z", **SMALL}
+    )
+    image_, upscale, video = await chain(service, "ida")
+    status, body = await service.request("POST", f"/api/jobs/{upscale['jobId']}/cancel", user="ida")
+    assert status == 200 and body["status"] == "CANCELLED"
+    assert (await service.job("ida", video["jobId"]))["status"] == "CANCELLED"
+    await service.run_until_idle()
+    assert (await service.job("ida", image_["jobId"]))["status"] == "COMPLETED"
+    assert (await service.job("ida", image["jobId"]))["status"] == "COMPLETED"
+    assert await service.credits("ida") == 100 - 1 - 1  # the two images; upscale, video refunded

@@ -180,3 +180,24 @@ async def test_a_job_three_days_ahead_runs_then_after_an_app_restart(app_process
     row = await second.store.get_job(job["jobId"])
     assert row is not None and row.started_at == when
     assert await second.credits("erin") == 99
+
+
+async def test_a_scheduled_job_can_be_cancelled_until_it_starts(start_service: StartService):
+    service = await start_service()
+    when = service.clock.now() + timedelta(days=1)
+    job = await service.create(
+        "fred", "image-generation", {**BODY, "runAt": iso(when), "priority": "high"}
+    )
+    assert await service.credits("fred") == 99
+    status, cancelled = await service.request(
+        "POST", f"/api/jobs/{job['jobId']}/cancel", user="fred"
+    )
+    assert status == 200 and cancelled["status"] == "CANCELLED"
+    assert await service.credits("fred") == 100
+    deleted = service.backend.events.of_kind(EventKind.TASK_DELETED)
+    assert [(event.queue, event.task) for event in deleted] == [
+        ("image-generation-high-queue", job["jobId"])
+    ]
+    await service.run_until_idle()
+    assert service.backend.events.of_kind(EventKind.TASK_DISPATCHED) == []
+    assert (await service.job("fred", job["jobId"]))["status"] == "CANCELLED"
