@@ -190,11 +190,17 @@ class JobStore:
     async def stale_pending(self, older_than: timedelta) -> list[tuple[JobRecord, list[int]]]:
         """Jobs whose tasks may never have been created, with the chunks to enqueue: PENDING
         jobs (``[]``: the job's own task), and the PENDING chunks of unfinished jobs made of
-        chunks, older than ``older_than``."""
+        chunks, older than ``older_than`` (and, for a scheduled job, that long past its
+        ``runAt``: thousands of jobs scheduled ahead must not fill every pass)."""
         cutoff = self.clock.now() - older_than
         statement = (
             select(*JOB_COLUMNS)
-            .where(Job.created_at < cutoff, Job.status.in_(UNFINISHED))
+            .where(
+                Job.created_at < cutoff,
+                Job.status.in_(UNFINISHED),
+                # A scheduled job's task is due at its runAt: only suspicious after that.
+                or_(Job.run_at.is_(None), Job.run_at < cutoff),
+            )
             .order_by(Job.created_at)
             .limit(_SCAN_LIMIT)
         )

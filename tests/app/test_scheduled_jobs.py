@@ -201,3 +201,23 @@ async def test_a_scheduled_job_can_be_cancelled_until_it_starts(start_service: S
     await service.run_until_idle()
     assert service.backend.events.of_kind(EventKind.TASK_DISPATCHED) == []
     assert (await service.job("fred", job["jobId"]))["status"] == "CANCELLED"
+
+
+async def test_the_reconciler_leaves_a_scheduled_job_alone_until_its_time(
+    start_service: StartService,
+):
+    from tests.app.test_reconciler import FlakyQueue, flaky_queue
+
+    holder: dict[str, FlakyQueue] = {}
+    service = await start_service(queue=flaky_queue(holder), reconcile_after_seconds=60)
+    when = service.clock.now() + timedelta(hours=2)
+    job = await service.create("gil", "image-generation", {**BODY, "runAt": iso(when)})
+    holder["queue"].broken = False  # the task was never created
+    await service.backend.advance(timedelta(hours=1))
+    assert await service.reconciler.run_once() == 0  # not due: not looked at
+    await service.backend.advance(timedelta(hours=1, minutes=2))
+    assert await service.reconciler.run_once() == 1
+    task = await service.backend.get_task("image-generation-queue", job["jobId"])
+    assert task.schedule_time == service.clock.now()  # a past runAt: due at once
+    await service.run_until_idle()
+    assert (await service.job("gil", job["jobId"]))["status"] == "COMPLETED"
