@@ -177,10 +177,10 @@ class RemoteJobs:
             return _ack("failed", error=message)
         stored = await self.tasks.get(job_id)
         if stored is None or stored.attempt != attempt:
-            if number == 0 and stored is None:
+            if number == 0 and stored is None and not hook:
                 return await self._resubmit(job_type, job, attempt)
             return _ack("superseded")
-        if number == 0:  # a duplicated "submit again": the stored task is this attempt's
+        if number == 0 and not hook:  # a duplicated "submit again": the task is stored
             await self._schedule(job_type, job.id, attempt, stored.polls + 1, 0.0)
             return _ack("polling")
         if not hook and await self.tasks.polled(job_id, attempt, self.services.clock.now()) is None:
