@@ -314,7 +314,7 @@ async def handle_task(request: web.Request) -> web.Response:
             status=400,
         )
     outcome = await Processor(services).process(job_type, delivery, payload)
-    return web.json_response(outcome.body, status=outcome.status)
+    return web.json_response(outcome.body, status=outcome.status, headers=outcome.headers)
 
 
 def api_routes() -> list[web.RouteDef]:

@@ -32,6 +32,7 @@ __all__ = [
     "TaskState",
     "UpscaleTaskRequest",
     "VideoTaskRequest",
+    "Webhook",
     "ImageProvider",
     "PermanentProviderError",
     "ProviderError",
@@ -145,6 +146,14 @@ class Providers:
     image: dict[str, ImageProvider] = field(default_factory=dict)
     video: dict[str, VideoProvider] = field(default_factory=dict)
     upscale: dict[str, UpscaleProvider] = field(default_factory=dict)
+    remote: dict[str, RemoteTaskProvider[Any]] = field(default_factory=dict)
+    """Provider names served by a remote adapter (submit / poll on the queue), keyed by the
+    name a job request uses (``bfl``, ``runway``, ``upscale``); such a name is looked up here
+    before the local tables."""
+
+    def remote_provider(self, name: str) -> RemoteTaskProvider[Any] | None:
+        """The remote adapter serving ``name``, or ``None`` when it is served locally."""
+        return self.remote.get(name)
 
     def image_provider(self, name: str) -> ImageProvider:
         """The image provider called ``name``; an unknown name is a permanent job error."""
@@ -226,6 +235,16 @@ class SourceImage:
 
 
 @dataclass(frozen=True, slots=True)
+class Webhook:
+    """Where the provider should call back when the task ends (providers that offer it), and
+    the per-task secret we hand it (BFL's ``webhook_secret``; Replicate signs with the
+    account's secret instead, so ``secret`` is unused there)."""
+
+    url: str
+    secret: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class ImageTaskRequest:
     model: str
     prompt: str
@@ -234,6 +253,7 @@ class ImageTaskRequest:
     seed: int | None = None
     images: tuple[SourceImage, ...] = ()
     options: Mapping[str, Any] = field(default_factory=dict)
+    webhook: Webhook | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -254,6 +274,7 @@ class UpscaleTaskRequest:
     image: SourceImage
     scale: int
     face_enhance: bool = False
+    webhook: Webhook | None = None
 
 
 @dataclass(frozen=True, slots=True)

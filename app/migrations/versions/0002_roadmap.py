@@ -1,7 +1,7 @@
 """Priorities, scheduled jobs and dependencies: four job columns and the dependency edges.
 
 Revision ID: roadmap
-Revises: 0001
+Revises: provider_tasks
 Create Date: 2026-12-01
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 from app.models import UTCDateTime
 
 revision = "roadmap"
-down_revision = "0001"
+down_revision = "provider_tasks"
 branch_labels = None
 depends_on = None
 
