@@ -36,6 +36,7 @@ from datetime import timedelta
 from typing import Any
 
 from app.events import JobUpdate
+from app.jobs.dependencies import settle_dependents
 from app.jobs.enqueue import task_for
 from app.jobs.provider_tasks import ProviderTaskRecord, ProviderTasks
 from app.jobs.records import JobRecord
@@ -397,6 +398,7 @@ class RemoteJobs:
         if job is not None:
             view = await signed_job_view(job, self.services.storage)
             await self.services.events.publish(JobUpdate(job.user_id, view))
+            await settle_dependents(self.services, job)  # a finished job's waiting children
 
     def _elapsed(self, stored: ProviderTaskRecord) -> float:
         return max(0.0, (self.services.clock.now() - stored.submitted_at).total_seconds())
