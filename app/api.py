@@ -30,6 +30,7 @@ from app.jobs.submit import submit_job
 from app.jobs.types import JOB_TYPES, JobType
 from app.jobs.views import job_view, signed_job_view
 from app.models import MAX_JOB_ID_LENGTH
+from app.providers.guard import FetchGuard, FetchRefused
 from app.services import SERVICES
 from daygen_queue import InvalidDelivery, TaskDelivery
 
@@ -182,6 +183,18 @@ async def json_body(request: web.Request, model: type[BaseModel]) -> Any:
         raise field_errors(error) from None
 
 
+def _check_webhook_url(request: web.Request, body: Any) -> None:
+    """A ``webhookUrl`` at a private address (not in ``FETCH_ALLOW_HOSTS``) is refused now,
+    where that is known without DNS; each delivery checks the resolved addresses again."""
+    url = getattr(body, "webhook_url", None)
+    if url is None:
+        return
+    try:
+        FetchGuard.from_settings(request.app[SERVICES].settings).check_url(url)
+    except FetchRefused as refused:
+        raise field_error("webhookUrl", refused.message, "value_error") from None
+
+
 def _idempotency_key(request: web.Request) -> str | None:
     try:
         return idempotency.read_key(request.headers.get(idempotency.HEADER))
@@ -214,6 +227,7 @@ def _job_type_route(job_type: JobType[Any]) -> Callable[[web.Request], Awaitable
     async def create(request: web.Request) -> web.Response:
         user_id = await authenticated_user(request)
         body = await json_body(request, job_type.request)
+        _check_webhook_url(request, body)
         key = _idempotency_key(request)
         replayed = False
         try:

@@ -29,6 +29,9 @@ from app.realtime import SSE_ROUTE, LiveUpdates, SocketHandlers, sse_handler
 from app.services import SERVICES, Services
 from app.settings import Settings
 from app.storage import Storage, media_routes, open_storage
+from app.webhooks.delivery import queue_config as webhook_queue_config
+from app.webhooks.publisher import WebhookPublisher
+from app.webhooks.routes import webhook_routes
 from daygen_queue import Clock, SystemClock, TaskQueue, open_task_queue
 
 log = logging.getLogger("app")
@@ -87,6 +90,7 @@ def create_app(
             SSE_ROUTE, sse_handler(live.streams, store, settings.sse_heartbeat_seconds)
         )
         events = live
+    events = WebhookPublisher(events, store=store, queue=task_queue, settings=settings, clock=clock)
     app[SERVICES] = Services(
         settings=settings,
         clock=clock,
@@ -103,6 +107,7 @@ def create_app(
     app.cleanup_ctx.append(_running(reconciler, settings, database))
     app.add_routes(api_routes())
     app.add_routes(media_routes(storage))
+    app.add_routes(webhook_routes(outbound))
     _mount_emulator_console(app, task_queue, settings)
     return app
 
@@ -181,6 +186,7 @@ def _queues(queue: TaskQueue, settings: Settings, *, owned: bool) -> Lifetime:
                         max_concurrent_dispatches=settings.queue_max_concurrent_dispatches,
                     )
                 )
+            await queue.ensure_queue(webhook_queue_config())
             yield
         finally:
             if owned:

@@ -20,6 +20,7 @@ from pydantic import (
 )
 
 from app.models import MAX_JOB_ID_LENGTH
+from app.webhooks.fields import WebhookFields
 
 # model -> provider, per job type: the seed's models plus the offline ``local`` one.
 IMAGE_MODELS: dict[str, str] = {"flux-1.1-pro": "bfl", "local": "local"}
@@ -54,7 +55,7 @@ VideoSide = Annotated[StrictInt, Field(ge=MIN_SIDE, le=MAX_VIDEO_SIDE)]
 Seed = Annotated[StrictInt, Field(ge=0, le=MAX_SEED)]
 
 
-class JobRequest(BaseModel):
+class JobRequest(WebhookFields):
     """Common part: ``model`` and ``provider`` must match the type's ``models`` registry."""
 
     model_config = ConfigDict(extra="ignore", populate_by_name=True)
