@@ -141,6 +141,11 @@ class Settings(BaseSettings):
     source_fetch_allow_private: bool = Field(
         False, description="Allow source image URLs on private/loopback addresses (dev only)."
     )
+    fetch_allow_hosts: Annotated[list[str], NoDecode] = Field(
+        [],
+        description="Hosts (host, or host:port) exempt from the private-address refusal of "
+        "every outbound fetch (source images, webhooks, provider results): comma-separated.",
+    )
     source_fetch_max_bytes: int = Field(20 * 1024 * 1024, ge=1)
     source_fetch_timeout_seconds: float = Field(15.0, gt=0)
 
@@ -191,6 +196,21 @@ class Settings(BaseSettings):
             value = [origin.strip() for origin in value.split(",")]
         if isinstance(value, list):
             return [origin for origin in value if origin] or ["*"]
+        return value
+
+    @field_validator("fetch_allow_hosts", mode="before")
+    @classmethod
+    def _split_allow_hosts(cls, value: object) -> object:
+        """A comma-separated list; each entry must be ``host`` or ``host:port``."""
+        from app.providers.guard import parse_allow_host
+
+        if isinstance(value, str):
+            value = [entry.strip() for entry in value.split(",")]
+        if isinstance(value, list):
+            entries = [entry for entry in value if isinstance(entry, str) and entry.strip()]
+            for entry in entries:
+                parse_allow_host(entry)  # a ValueError names the bad entry
+            return entries
         return value
 
     @field_validator("storage_url")

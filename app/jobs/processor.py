@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from app.events import JobUpdate
+from app.jobs.cancel import JobCancelled, raise_if_cancelled
 from app.jobs.handlers import HandlerContext, HandlerTask
 from app.jobs.provider_polling import AwaitingProvider, RemoteJobs, retry_after_headers
 from app.jobs.records import Claim, JobRecord
@@ -203,7 +204,10 @@ class Processor:
             await self.publish(job)
 
         async def report(value: int) -> None:
-            await self.publish(await work.progress(value))
+            moved = await work.progress(value)
+            if moved is None:  # no longer this attempt's: a safe point to stop if cancelled
+                await raise_if_cancelled(self.services, job.id)
+            await self.publish(moved)
 
         task = HandlerTask(job.id, dict(job.params), work.chunk, report)
         remote = work.chunk is None and self.remote.adapter_for(job.type, job.params) is not None
@@ -217,6 +221,9 @@ class Processor:
         except AwaitingProvider as waiting:
             logger.info("provider task %s: polling on the queue", waiting.task_id)
             return _ack("awaiting_provider", adopted=waiting.adopted)
+        except JobCancelled:
+            logger.info("stopped: the job was cancelled")
+            return _ack("cancelled")
         except Exception as error:
             message, retryable = _describe(error, job_type, logger)
             attempt = delivery.attempt

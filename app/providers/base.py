@@ -13,9 +13,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Protocol, TypeVar, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
+
+if TYPE_CHECKING:
+    from app.jobs.records import JobRecord
 
 __all__ = [
+    "CancellableProvider",
     "ErrorCode",
     "ImageTaskRequest",
     "ProviderOutput",
@@ -34,6 +38,7 @@ __all__ = [
     "ProviderError",
     "Providers",
     "RetryableProviderError",
+    "StopsAtReports",
     "UpscaleProvider",
     "VideoProvider",
 ]
@@ -361,3 +366,26 @@ class RemoteTaskProvider(Protocol[RequestT_contra]):
     async def cancel(self, task: ProviderTask) -> bool:
         """Ask the provider to stop; ``False`` when it has no cancel (BFL)."""
         ...
+
+
+@runtime_checkable
+class CancellableProvider(Protocol):
+    """A provider that can stop work it started for a job (the cancel hook).
+
+    ``app.jobs.cancel.cancel_job`` calls it once, after the job was cancelled (committed,
+    refunded) while ``PROCESSING``; ``job`` is the job as it was just before the cancel, so a
+    remote adapter finds the provider task it kept on it and cancels it
+    (:meth:`RemoteTaskProvider.cancel`). Local providers stop at their next progress report
+    instead and implement this as a no-op. A failure here is logged, never raised to the
+    user: the job is cancelled whatever the provider does.
+    """
+
+    async def cancel_job(self, job: JobRecord) -> None: ...
+
+
+class StopsAtReports:
+    """:class:`CancellableProvider` for providers whose work is all in-process: nothing
+    remote to cancel, the handler stops at its next progress report."""
+
+    async def cancel_job(self, job: JobRecord) -> None:
+        return None
