@@ -59,13 +59,21 @@ from app.providers.base import (
     Webhook,
 )
 from app.providers.fetch import fetch_source_image
+from app.providers.guard import FetchGuard
 from app.providers.registry import REMOTE_NAMES
 from app.providers.sources import source_for_provider
 from app.services import Services
 from app.storage import extension_for
 from daygen_queue import HttpRequest, NewTask, TaskAlreadyExists
 
-__all__ = ["POLL_PATH", "AwaitingProvider", "PollAnswer", "RemoteJobs", "webhook_secret"]
+__all__ = [
+    "POLL_PATH",
+    "AwaitingProvider",
+    "PollAnswer",
+    "RemoteJobs",
+    "cancel_provider_task",
+    "webhook_secret",
+]
 
 log = logging.getLogger("app.jobs.provider_polling")
 
@@ -267,9 +275,9 @@ class RemoteJobs:
     async def _schedule(
         self, job_type: JobType[Any], job: JobRecord, attempt: int, number: int, delay: float
     ) -> None:
-        """Create poll ``number`` of ``attempt``, ``delay`` seconds from now, on the job's
-        priority queue (a task of that name already existing means a duplicate delivery got
-        here first)."""
+        """Create poll ``number`` of ``attempt``, ``delay`` seconds from now, on the queue of
+        the job's priority (a task of that name already existing means a duplicate delivery
+        got here first)."""
         with contextlib.suppress(TaskAlreadyExists):
             await self.services.queue.create_task(
                 job_type.queue_for(job.priority),
@@ -362,7 +370,7 @@ class RemoteJobs:
             return await fetch_source_image(
                 target,
                 storage=storage,
-                allow_private=settings.source_fetch_allow_private,
+                guard=FetchGuard.from_settings(settings),
                 max_bytes=settings.source_fetch_max_bytes,
                 timeout=settings.source_fetch_timeout_seconds,
             )
@@ -402,6 +410,25 @@ class RemoteJobs:
 
     def _elapsed(self, stored: ProviderTaskRecord) -> float:
         return max(0.0, (self.services.clock.now() - stored.submitted_at).total_seconds())
+
+
+async def cancel_provider_task(services: Services, job: JobRecord) -> bool:
+    """Ask the provider to stop the job's stored task (the cancel hook of remote jobs): Runway
+    ``DELETE /v1/tasks/{id}``, Replicate ``POST .../cancel``; BFL has no cancel (``False``).
+    Pending poll tasks need nothing: they find the job finished and stop."""
+    remote = RemoteJobs(services)
+    adapter = remote.adapter_for(job.type, job.params)
+    stored = await remote.tasks.get(job.id)
+    if adapter is None or stored is None:
+        return False
+    cancelled = await adapter.cancel(stored.task)
+    log.info(
+        "job %s: provider task %s %s",
+        job.id,
+        stored.task_id,
+        "cancelled" if cancelled else "cannot be cancelled (it runs to its end)",
+    )
+    return cancelled
 
 
 def job_type_named(name: str) -> JobType[Any] | None:

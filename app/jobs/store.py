@@ -88,15 +88,18 @@ class JobStore:
         params: dict[str, Any],
         cost: int,
         chunk_sizes: Sequence[int] = (),
+        job_id: str | None = None,
         priority: str = "normal",
         run_at: datetime | None = None,
         depends_on: Sequence[str] = (),
         parent_fields: dict[str, str] | None = None,
     ) -> JobRecord:
         """Reserve the credits and save the job ``PENDING`` (with its chunks), atomically.
-        Raises ``InsufficientCredits``. A job with ``depends_on`` is saved on its own
-        (``app.jobs.dependencies``): ``WAITING`` unless its parents all completed, and
-        ``PlanningError`` for a parent it cannot have (``parent_fields`` names the field).
+        Raises ``InsufficientCredits``. ``job_id`` is a new id chosen by the caller (an
+        idempotency key names its job before the job exists); a UUID otherwise. A job with
+        ``depends_on`` is saved on its own (``app.jobs.dependencies``): ``WAITING`` unless its
+        parents all completed, and ``PlanningError`` for a parent it cannot have
+        (``parent_fields`` names the field).
 
         Concurrent calls are committed together: a group costs one locked read of the
         balances, one conditional UPDATE and one INSERT, whatever its size, and each request
@@ -104,7 +107,7 @@ class JobStore:
         """
         now = self.clock.now()
         job = JobRecord(
-            id=str(uuid.uuid4()),
+            id=job_id or str(uuid.uuid4()),
             user_id=user_id,
             type=job_type,
             status=JobStatus.PENDING,

@@ -20,10 +20,15 @@ from app.services import Services
 
 
 async def submit_job(
-    services: Services, user_id: str, job_type: JobType[Any], request: JobRequest
+    services: Services,
+    user_id: str,
+    job_type: JobType[Any],
+    request: JobRequest,
+    *,
+    job_id: str | None = None,
 ) -> JobRecord:
     """Raises ``InsufficientCredits`` or ``PlanningError``; returns the saved job (PENDING,
-    or WAITING for its parents)."""
+    or WAITING for its parents), with ``job_id`` when given."""
     sizes = job_type.chunks(request)
     job = await services.store.create_job(
         user_id=user_id,
@@ -31,6 +36,7 @@ async def submit_job(
         params=request.model_dump(mode="json", exclude=set(PLANNING_FIELDS)),
         cost=job_type.cost(request),
         chunk_sizes=sizes,
+        job_id=job_id,
         priority=request.priority,
         run_at=effective_run_at(request.run_at, services.clock.now()),
         depends_on=request.depends_on,

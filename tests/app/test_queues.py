@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from app.jobs.types import JOB_TYPES, queue_configs
+from app.webhooks import delivery as webhooks
 from daygen_queue.queues_file import load_queue_configs
 from tests.app.conftest import Service
 
@@ -28,9 +29,10 @@ def expected_configs() -> dict:
 def test_queue_configs_match_queues_toml():
     from_file = {config.name: config for config in load_queue_configs(ROOT / "queues.toml")}
     expected = expected_configs()
-    assert sorted(from_file) == sorted(expected)
+    assert sorted(from_file) == sorted([*expected, webhooks.QUEUE])
     for name, config in expected.items():
         assert from_file[name].same_settings(config), name
+    assert from_file[webhooks.QUEUE].same_settings(webhooks.queue_config())
 
 
 def test_each_type_has_a_queue_per_priority_within_the_seed_budget():
@@ -48,6 +50,7 @@ def test_each_type_has_a_queue_per_priority_within_the_seed_budget():
 async def test_every_queue_exists_after_start_up(service: Service):
     queues = {queue.name: queue for queue in await service.backend.list_queues()}
     expected = expected_configs()
-    assert sorted(queues) == sorted(expected)
+    assert sorted(queues) == sorted([*expected, webhooks.QUEUE])
+    assert queues[webhooks.QUEUE].config.same_settings(webhooks.queue_config())
     for name, config in expected.items():
         assert queues[name].config.same_settings(config), name

@@ -28,8 +28,9 @@ def test_repository_queues_file_holds_the_daygen_queues() -> None:
 
     names = [s.name.rsplit("/", 1)[-1] for s in specs]
     types = ["image-generation", "video-generation", "image-upscale", "batch-generation"]
-    assert names == [f"{t}-{p}queue" for t in types for p in ("high-", "", "low-")]
-    for spec in specs:
+    jobs = [f"{t}-{p}queue" for t in types for p in ("high-", "", "low-")]
+    assert names == [*jobs, "webhook-delivery-queue"]
+    for spec in specs[: len(jobs)]:
         # One job type's three priority queues share the seed's budget (10/s, 100 at once).
         assert spec.rate_limits.max_dispatches_per_second in (2.5, 6, 1.5)
         assert spec.rate_limits.max_concurrent_dispatches in (25, 60, 15)

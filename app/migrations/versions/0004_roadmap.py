@@ -1,7 +1,7 @@
 """Priorities, scheduled jobs and dependencies: four job columns and the dependency edges.
 
 Revision ID: roadmap
-Revises: provider_tasks
+Revises: lifecycle
 Create Date: 2026-12-01
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 from app.models import UTCDateTime
 
 revision = "roadmap"
-down_revision = "provider_tasks"
+down_revision = "lifecycle"
 branch_labels = None
 depends_on = None
 
