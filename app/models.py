@@ -124,3 +124,29 @@ class UsageRecord(Base):
     type: Mapped[str] = mapped_column(String(32))
     credits: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime]
+
+
+class IdempotencyKey(Base):
+    """A client's ``Idempotency-Key`` on a create (``app.idempotency``): the primary key is
+    what makes two identical requests at once create one job, on any database."""
+
+    __tablename__ = "idempotency_keys"
+
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), primary_key=True)
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    job_id: Mapped[str] = mapped_column(String(MAX_JOB_ID_LENGTH))
+    created_at: Mapped[datetime]
+
+
+class WebhookSecret(Base):
+    """A user's webhook signing secret (``app.webhooks``); the previous one keeps signing
+    beside it for a while after a rotation."""
+
+    __tablename__ = "webhook_secrets"
+
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), primary_key=True)
+    key: Mapped[str] = mapped_column(String(128))
+    previous_key: Mapped[str | None] = mapped_column(String(128))
+    rotated_at: Mapped[datetime | None]
+    created_at: Mapped[datetime]

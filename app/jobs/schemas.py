@@ -34,6 +34,7 @@ from app.jobs.options import (
 )
 from app.models import MAX_JOB_ID_LENGTH
 from app.providers.urls import MAX_URL_LENGTH, parse_http_url
+from app.webhooks.fields import WebhookFields
 
 # model -> provider, per job type: the seed's models plus the offline ``local`` one.
 IMAGE_MODELS: dict[str, str] = {"flux-1.1-pro": "bfl", "local": "local"}
@@ -66,7 +67,7 @@ HttpUrl = Annotated[
 ]
 
 
-class JobRequest(BaseModel):
+class JobRequest(WebhookFields):
     """Common part: ``model`` and ``provider`` must match the type's ``models`` registry."""
 
     model_config = ConfigDict(extra="ignore", populate_by_name=True)

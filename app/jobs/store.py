@@ -88,9 +88,11 @@ class JobStore:
         params: dict[str, Any],
         cost: int,
         chunk_sizes: Sequence[int] = (),
+        job_id: str | None = None,
     ) -> JobRecord:
         """Reserve the credits and save the job ``PENDING`` (with its chunks), atomically.
-        Raises ``InsufficientCredits``.
+        Raises ``InsufficientCredits``. ``job_id`` is a new id chosen by the caller (an
+        idempotency key names its job before the job exists); a UUID otherwise.
 
         Concurrent calls are committed together: a group costs one locked read of the
         balances, one conditional UPDATE and one INSERT, whatever its size, and each request
@@ -98,7 +100,7 @@ class JobStore:
         """
         now = self.clock.now()
         job = JobRecord(
-            id=str(uuid.uuid4()),
+            id=job_id or str(uuid.uuid4()),
             user_id=user_id,
             type=job_type,
             status=JobStatus.PENDING,

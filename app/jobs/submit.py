@@ -17,9 +17,15 @@ from app.services import Services
 
 
 async def submit_job(
-    services: Services, user_id: str, job_type: JobType[Any], request: JobRequest
+    services: Services,
+    user_id: str,
+    job_type: JobType[Any],
+    request: JobRequest,
+    *,
+    job_id: str | None = None,
 ) -> JobRecord:
-    """Raises ``InsufficientCredits``; returns the saved job (PENDING)."""
+    """Raises ``InsufficientCredits``; returns the saved job (PENDING), with ``job_id`` when
+    given."""
     sizes = job_type.chunks(request)
     job = await services.store.create_job(
         user_id=user_id,
@@ -27,6 +33,7 @@ async def submit_job(
         params=request.model_dump(mode="json"),
         cost=job_type.cost(request),
         chunk_sizes=sizes,
+        job_id=job_id,
     )
     logger = job_logger("app.submit", job_id=job.id, user_id=user_id, job_type=job_type.name)
     logger.info("job created (cost %d)", job.cost)

@@ -18,7 +18,7 @@ from functools import lru_cache
 
 from PIL import Image, ImageChops, ImageDraw, ImageFont, ImageOps
 
-from app.providers.base import PermanentProviderError
+from app.providers.base import PermanentProviderError, StopsAtReports
 from app.providers.local.capabilities import LOCAL_IMAGE, LocalCapabilities
 
 MAX_SIDE = 4096
@@ -202,7 +202,7 @@ def reencode(data: bytes, output_format: str) -> tuple[bytes, str, str]:
     return buf.getvalue(), mime, extension
 
 
-class LocalImageProvider:
+class LocalImageProvider(StopsAtReports):
     """:class:`~app.providers.base.ImageProvider` that renders with Pillow, offline.
 
     ``model`` is accepted and ignored: every model name gets the same local renderer, so

@@ -9,7 +9,7 @@ from functools import lru_cache
 
 from PIL import Image, ImageFilter, ImageOps
 
-from app.providers.base import PermanentProviderError
+from app.providers.base import PermanentProviderError, StopsAtReports
 from app.providers.local.capabilities import LOCAL_UPSCALE, LocalCapabilities
 from app.providers.local.image import MAX_PIXELS, MAX_SIDE, check_size, encode_png
 
@@ -96,7 +96,7 @@ def upscale_image(data: bytes, scale: int, face_enhance: bool = False) -> bytes:
     return encode_png(img)
 
 
-class LocalUpscaleProvider:
+class LocalUpscaleProvider(StopsAtReports):
     """:class:`~app.providers.base.UpscaleProvider` that really resizes (Lanczos), offline."""
 
     capabilities = LocalCapabilities(LOCAL_UPSCALE)
