@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run emulator test lint typecheck bench screenshots clean
+.PHONY: run emulator test fuzz lint typecheck bench screenshots clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,12 @@ emulator: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q
+
+# schemathesis against the running app, every phase and many examples (minutes; `make test`
+# runs a short profile of the same test).
+fuzz: $(STAMP)
+	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-100} FUZZ_PHASES=examples,coverage,fuzzing,stateful \
+		$(PY) -m pytest -q -s -p no:randomly tests/app/test_openapi.py -k schemathesis --timeout 1800
 
 lint: $(STAMP)
 	$(PY) -m nox -s lint typecheck
