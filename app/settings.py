@@ -99,6 +99,17 @@ class Settings(BaseSettings):
     bfl_max_concurrency: int = Field(24, ge=1, le=1000)
     runwayml_max_concurrency: int = Field(2, ge=1, le=1000)
     replicate_max_concurrency: int = Field(10, ge=1, le=1000)
+    provider_webhooks: bool = Field(
+        False,
+        description="Ask BFL and Replicate to call POST /internal/providers/{provider}/webhook "
+        "when a task ends (API_BASE_URL must be reachable from them). Polling stays the source "
+        "of truth; a webhook only makes the next poll happen now.",
+    )
+    replicate_webhook_secret: SecretStr | None = Field(
+        None,
+        description="The account's webhook signing secret (whsec_..., from GET "
+        "/v1/webhooks/default/secret); Replicate webhooks are requested only when it is set.",
+    )
 
     # Storage and source images.
     storage_url: str | None = Field(

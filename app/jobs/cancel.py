@@ -30,6 +30,7 @@ from sqlalchemy import Connection, insert, select, update
 from app.events import JobUpdate
 from app.jobs import credits
 from app.jobs.enqueue import task_name
+from app.jobs.provider_polling import cancel_provider_task
 from app.jobs.records import JobRecord
 from app.jobs.transitions import UNFINISHED, read_job, update_job
 from app.jobs.types import JOB_TYPES
@@ -37,6 +38,7 @@ from app.jobs.views import signed_job_view
 from app.logs import JobLogger, job_logger
 from app.models import FINISHED, BatchChunk, Job, JobStatus, UsageRecord
 from app.providers.base import CancellableProvider, PermanentProviderError
+from app.providers.registry import REMOTE_NAMES
 from app.services import Services
 from daygen_queue import QueueError
 
@@ -213,6 +215,12 @@ async def _cancel_remote(services: Services, job: JobRecord, logger: JobLogger) 
     if kind is None or not isinstance(name, str):
         return
     providers = services.providers
+    if providers.remote_provider(name) is not None and job.type in REMOTE_NAMES:
+        try:
+            await cancel_provider_task(services, job)
+        except Exception:
+            logger.exception("the provider could not cancel its remote task")
+        return
     try:
         provider: object = {
             "image": providers.image_provider,

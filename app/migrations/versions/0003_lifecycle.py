@@ -1,7 +1,7 @@
 """Idempotency keys and webhook secrets.
 
 Revision ID: lifecycle
-Revises: 0001
+Revises: provider_tasks
 Create Date: 2026-12-01
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 from app.models import UTCDateTime
 
 revision = "lifecycle"
-down_revision = "0001"
+down_revision = "provider_tasks"
 branch_labels = None
 depends_on = None
 
