@@ -25,6 +25,7 @@ from app.auth import AuthError, bearer_token
 from app.jobs.cancel import JobAlreadyFinished, JobNotFound, cancel_job
 from app.jobs.contract import request_problems
 from app.jobs.credits import InsufficientCredits
+from app.jobs.planning import PlanningError
 from app.jobs.processor import Processor
 from app.jobs.records import JobRecord
 from app.jobs.schemas import TaskPayload
@@ -249,6 +250,8 @@ def _job_type_route(job_type: JobType[Any]) -> Callable[[web.Request], Awaitable
                 job, replayed = await _create_once(request, user_id, job_type, body, key)
         except InsufficientCredits as error:
             raise ApiError(402, "insufficient_credits", str(error)) from None
+        except PlanningError as error:
+            raise field_error(error.field, error.message, "value_error") from None
         if replayed:
             view = await signed_job_view(job, request.app[SERVICES].storage)
             return web.json_response(

@@ -27,6 +27,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
 class JobStatus(enum.StrEnum):
+    WAITING = "WAITING"  # for its parent jobs (``dependsOn``): no task yet
     PENDING = "PENDING"
     PROCESSING = "PROCESSING"
     COMPLETED = "COMPLETED"
@@ -97,6 +98,20 @@ class Job(Base):
     updated_at: Mapped[datetime]
     started_at: Mapped[datetime | None]
     completed_at: Mapped[datetime | None]
+    # When and in what order it runs (app.jobs.planning; migration 0002_roadmap).
+    priority: Mapped[str] = mapped_column(String(8), default="normal", server_default="normal")
+    run_at: Mapped[datetime | None]
+    depends_on: Mapped[list[str] | None] = mapped_column(JSON)
+    waiting_for: Mapped[list[str] | None] = mapped_column(JSON)
+
+
+class JobDependency(Base):
+    """One edge parent -> child of ``dependsOn``: which waiting jobs a finished job settles."""
+
+    __tablename__ = "job_dependencies"
+
+    parent_id: Mapped[str] = mapped_column(ForeignKey("jobs.id"), primary_key=True)
+    child_id: Mapped[str] = mapped_column(ForeignKey("jobs.id"), primary_key=True, index=True)
 
 
 class BatchChunk(Base):
