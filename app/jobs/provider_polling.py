@@ -149,7 +149,14 @@ class RemoteJobs:
             raise AwaitingProvider(stored.task_id, adopted=True)
         request = await self._request(job_type, job)
         submitted = await adapter.submit(request)
-        saved = await self.tasks.save(job.id, attempt, submitted.task, self.services.clock.now())
+        waiting = not isinstance(submitted.state, TaskReady)
+        saved = await self.tasks.save(
+            job.id,
+            attempt,
+            submitted.task,
+            self.services.clock.now(),
+            progress=SUBMITTED_PROGRESS if waiting else None,
+        )
         if saved is None:
             log.warning("job %s moved on while submitting; cancelling the orphan task", job.id)
             await _cancel_quietly(adapter, submitted)
@@ -157,8 +164,8 @@ class RemoteJobs:
         log.info("job %s attempt %d submitted %s", job.id, attempt, submitted.task.task_id)
         if isinstance(submitted.state, TaskReady):
             return await self._store_result(job_type, job, adapter, submitted.state)
-        await self._progress(job, attempt, SUBMITTED_PROGRESS)
         await self._schedule(job_type, job.id, attempt, 1, submitted.state.poll_after)
+        await self._publish(await self.services.store.get_job(job.id))
         raise AwaitingProvider(submitted.task.task_id)
 
     # ------------------------------------------------------------------ poll deliveries

@@ -103,11 +103,18 @@ class ProviderTasks:
         return await self.db.read(work)
 
     async def save(
-        self, job_id: str, attempt: int, task: ProviderTask, now: datetime
+        self,
+        job_id: str,
+        attempt: int,
+        task: ProviderTask,
+        now: datetime,
+        *,
+        progress: int | None = None,
     ) -> ProviderTaskRecord | None:
         """Keep ``task`` as the job's provider task for ``attempt`` (replacing an older one),
-        if that attempt still owns the job; ``None`` when it does not (a newer attempt or a
-        cancel got there first: the caller cancels the orphan)."""
+        and move the job's progress to ``progress``, if that attempt still owns the job;
+        ``None`` when it does not (a newer attempt or a cancel got there first: the caller
+        cancels the orphan)."""
 
         def work(conn: Connection) -> ProviderTaskRecord | None:
             if _owned(conn, job_id, attempt) is None:
@@ -130,6 +137,12 @@ class ProviderTasks:
                 "updated_at": now,
             }
             conn.execute(insert(ProviderTaskRow).values(**values))
+            if progress is not None:
+                conn.execute(
+                    update(Job)
+                    .where(Job.id == job_id, Job.progress < progress)
+                    .values(progress=progress, updated_at=now)
+                )
             return _get(conn, job_id, WHOLE_JOB)
 
         return await self.db.write(work)
@@ -137,7 +150,10 @@ class ProviderTasks:
     async def adopt(self, job_id: str, attempt: int, now: datetime) -> ProviderTaskRecord | None:
         """Hand the job's stored task to ``attempt`` (a redelivery after the instance that
         submitted it died), if that attempt owns the job: the stored id decides, nothing is
-        submitted again. ``None`` when there is no task to adopt."""
+        submitted again. ``None`` when there is no task to adopt (read without a write: the
+        usual case, a first delivery)."""
+        if await self.get(job_id) is None:
+            return None
 
         def work(conn: Connection) -> ProviderTaskRecord | None:
             if _owned(conn, job_id, attempt) is None:
