@@ -296,11 +296,16 @@ class RemoteJobs:
         *,
         name: str | None = None,
         hook: bool = False,
+        chunk: int | None = None,
     ) -> NewTask:
         """The poll task: authenticated as the job's own task, on the job's queue."""
         settings = self.services.settings
         base = task_for(settings, job_type, job_id)
-        body = {"jobId": job_id, "attempt": attempt, "poll": number, "hook": hook}
+        body: dict[str, Any] = {"jobId": job_id, "attempt": attempt, "poll": number}
+        if hook:
+            body["hook"] = True
+        if chunk is not None:
+            body["chunk"] = chunk
         return NewTask(
             name=name or f"{job_id}-a{attempt}-p{number}",
             http_request=HttpRequest(

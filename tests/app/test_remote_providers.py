@@ -15,6 +15,7 @@ from app.services import SERVICES
 from tests.app.conftest import database, db_kind  # noqa: F401  (fixtures)
 from tests.app.remote_support import RemoteRig, rig_fixture  # noqa: F401  (fixtures)
 from tests.providers.adapter_support import assert_no_secret
+from tests.providers.fakes.common import Canned
 
 SEED_IMAGE = {
     "prompt": "A beautiful sunset",
@@ -157,3 +158,62 @@ async def test_upscale_finished_within_prefer_wait_completes_without_a_poll(
     await service.run_until_idle()
     assert (await service.job("u1", job["jobId"]))["status"] == "COMPLETED"
     assert rig.replicate.calls("GET", "/v1/predictions/") == []
+
+
+SEED_BATCH = {
+    "prompts": ["A beautiful sunset", "A cat playing", "A mountain landscape"],
+    "model": "flux-1.1-pro",
+    "provider": "bfl",
+    "batchSize": 5,
+    "options": {},
+}
+
+
+async def test_seed_batch_request_completes_through_bfl(rig: RemoteRig, tmp_path: Path) -> None:
+    service = await rig.start()
+    rig.bfl.script("Pending", "Ready")
+    rig.bfl.script("Pending", "Pending", "Pending", "Ready")
+    rig.bfl.script("Ready")
+    job = await service.create("u1", "batch-generation", SEED_BATCH)
+    await rig.backend.advance(timedelta(0))
+    assert len(rig.bfl.tasks) == 3 and rig.bfl.calls("GET", "/v1/get_result") == []
+    await service.run_until_idle()
+    view = await service.job("u1", job["jobId"])
+    assert view["status"] == "COMPLETED", view
+    urls = view["resultUrls"]
+    assert [u.rsplit("/", 1)[1] for u in urls] == ["000.png", "001.png", "002.png"]
+    for url in urls:
+        assert _stored_file(tmp_path, url, service.base_url).read_bytes().startswith(b"\x89PNG")
+    prompts = [t.body["prompt"] for t in rig.bfl.tasks.values()]
+    assert prompts == SEED_BATCH["prompts"]
+    assert len(rig.bfl.calls("POST", "/v1/")) == 3
+    assert await service.credits("u1") == 100 - 3
+
+
+async def test_batch_image_moderated_fails_the_batch_refunded(rig: RemoteRig) -> None:
+    service = await rig.start()
+    rig.bfl.script("Pending", "Ready")
+    rig.bfl.script("Pending", "Request Moderated")
+    body = {**SEED_BATCH, "batchSize": 1}
+    job = await service.create("u1", "batch-generation", body)
+    await service.run_until_idle()
+    view = await service.job("u1", job["jobId"])
+    assert view["status"] == "FAILED"
+    assert view["error"] == "the image provider's content moderation refused this prompt"
+    assert await service.credits("u1") == 100
+    assert len(rig.bfl.calls("POST", "/v1/")) == 3
+
+
+async def test_batch_redelivered_after_a_failed_submit_submits_only_the_missing_images(
+    rig: RemoteRig,
+) -> None:
+    service = await rig.start()
+    # The chunk's second submit gets a 502: the delivery answers 503 with one task stored;
+    # the retry adopts it and submits the two others.
+    rig.bfl.inject("submit", None, Canned(502, "Bad Gateway"))
+    job = await service.create("u1", "batch-generation", SEED_BATCH)
+    await service.run_until_idle()
+    view = await service.job("u1", job["jobId"])
+    assert view["status"] == "COMPLETED", view
+    assert len(rig.bfl.calls("POST", "/v1/")) == 4  # 1 ok + 1 refused, then the 2 missing
+    assert len(rig.bfl.tasks) == 3
