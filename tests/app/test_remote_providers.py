@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from app.jobs.provider_tasks import ProviderTasks
 from app.providers.bfl import BflProvider
@@ -16,6 +17,14 @@ from tests.app.conftest import database, db_kind  # noqa: F401  (fixtures)
 from tests.app.remote_support import RemoteRig, rig_fixture  # noqa: F401  (fixtures)
 from tests.providers.adapter_support import assert_no_secret
 from tests.providers.fakes.common import Canned
+from tests.providers.fakes.gcs import FakeGcsServer
+from tests.providers.gcs_support import (  # noqa: F401  (fixtures)
+    ServiceAccountKey,
+    bucket,
+    gcs_server,
+    sa_key,
+    signed_query,
+)
 
 SEED_IMAGE = {
     "prompt": "A beautiful sunset",
@@ -217,3 +226,38 @@ async def test_batch_redelivered_after_a_failed_submit_submits_only_the_missing_
     assert view["status"] == "COMPLETED", view
     assert len(rig.bfl.calls("POST", "/v1/")) == 4  # 1 ok + 1 refused, then the 2 missing
     assert len(rig.bfl.tasks) == 3
+
+
+async def test_results_land_in_cloud_storage_and_feed_the_next_provider_signed(
+    rig: RemoteRig,
+    gcs_server: FakeGcsServer,  # noqa: F811
+    bucket: str,  # noqa: F811
+    sa_key: ServiceAccountKey,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """With STORAGE_URL=gs://…: the BFL result is uploaded to the bucket, shown signed, and an
+    upscale of it hands Replicate a signed URL of the object (never the app's own address)."""
+    service = await rig.start(
+        storage_url=f"gs://{bucket}/media",
+        storage_emulator_host=gcs_server.url,
+        storage_signing_key_file=sa_key.write(tmp_path),
+    )
+    job = await service.create("u1", "image-generation", SEED_IMAGE)
+    await service.run_until_idle()
+    view = await service.job("u1", job["jobId"])
+    assert view["status"] == "COMPLETED", view
+    assert urlsplit(view["resultUrl"]).path == f"/{bucket}/media/jobs/{job['jobId']}/image.png"
+    assert "X-Goog-Signature" in signed_query(view["resultUrl"])
+    async with service.http.get(view["resultUrl"]) as response:
+        assert response.status == 200
+        assert (await response.read()).startswith(b"\x89PNG")
+
+    up = await service.create(
+        "u1", "image-upscale", {"imageUrl": view["resultUrl"], "model": "real-esrgan"}
+    )
+    await service.run_until_idle()
+    assert (await service.job("u1", up["jobId"]))["status"] == "COMPLETED"
+    (prediction,) = rig.replicate.predictions.values()
+    sent = prediction.input["image"]
+    assert urlsplit(sent).path == f"/{bucket}/media/jobs/{job['jobId']}/image.png"
+    assert "X-Goog-Signature" in signed_query(sent)
