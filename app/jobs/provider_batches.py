@@ -85,7 +85,7 @@ class RemoteBatches:
                 width=int(params.get("width") or 1024),
                 height=int(params.get("height") or 1024),
                 seed=None if seed is None else (seed + position) % 2**32,
-                options=dict(params.get("options") or {}),
+                options={k: v for k, v in (params.get("options") or {}).items() if v is not None},
             )
             submitted = await adapter.submit(request)
             kept = await self.tasks.save(
@@ -106,7 +106,7 @@ class RemoteBatches:
             len(submitted_ids),
             len(positions) - len(submitted_ids),
         )
-        await self._schedule(job_type, job.id, chunk, attempt, 1, first)
+        await self._schedule(job_type, job, chunk, attempt, 1, first)
         raise AwaitingProvider(",".join(submitted_ids) or "adopted", adopted=not submitted_ids)
 
     async def poll(
@@ -154,7 +154,7 @@ class RemoteBatches:
         await self.remote._publish(await store.chunk_progress(job_id, chunk, attempt, done))
         delays = [o.poll_after for o in outcomes if isinstance(o, TaskRunning)]
         delays += [max(1.0, o.retry_after or 0.0) for o in outcomes if isinstance(o, ProviderError)]
-        await self._schedule(job_type, job_id, chunk, attempt, number + 1, min(delays or [1.0]))
+        await self._schedule(job_type, job, chunk, attempt, number + 1, min(delays or [1.0]))
         transient = [o for o in outcomes if isinstance(o, ProviderError)]
         if transient:
             log.info("batch %s chunk %d: %d polls to retry", job_id, chunk, len(transient))
@@ -181,20 +181,21 @@ class RemoteBatches:
     async def _schedule(
         self,
         job_type: JobType[Any],
-        job_id: str,
+        job: JobRecord,
         chunk: int,
         attempt: int,
         number: int,
         delay: float,
     ) -> None:
+        """The chunk's next poll, on the queue of the job's priority."""
         task = self.remote.poll_task(
             job_type,
-            job_id,
+            job.id,
             attempt,
             number,
             delay,
-            name=f"{job_id}-c{chunk}-a{attempt}-p{number}",
+            name=f"{job.id}-c{chunk}-a{attempt}-p{number}",
             chunk=chunk,
         )
         with contextlib.suppress(TaskAlreadyExists):
-            await self.services.queue.create_task(job_type.queue, task)
+            await self.services.queue.create_task(job_type.queue_for(job.priority), task)

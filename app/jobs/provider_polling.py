@@ -145,7 +145,7 @@ class RemoteJobs:
                 attempt,
                 stored.task_id,
             )
-            await self._schedule(job_type, job.id, attempt, stored.polls + 1, 0.0)
+            await self._schedule(job_type, job, attempt, stored.polls + 1, 0.0)
             raise AwaitingProvider(stored.task_id, adopted=True)
         request = await self._request(job_type, job)
         submitted = await adapter.submit(request)
@@ -164,7 +164,7 @@ class RemoteJobs:
         log.info("job %s attempt %d submitted %s", job.id, attempt, submitted.task.task_id)
         if isinstance(submitted.state, TaskReady):
             return await self._store_result(job_type, job, adapter, submitted.state)
-        await self._schedule(job_type, job.id, attempt, 1, submitted.state.poll_after)
+        await self._schedule(job_type, job, attempt, 1, submitted.state.poll_after)
         await self._publish(await self.services.store.get_job(job.id))
         raise AwaitingProvider(submitted.task.task_id)
 
@@ -196,7 +196,7 @@ class RemoteJobs:
                 return await self._resubmit(job_type, job, attempt)
             return _ack("superseded")
         if number == 0 and not hook:  # a duplicated "submit again": the task is stored
-            await self._schedule(job_type, job.id, attempt, stored.polls + 1, 0.0)
+            await self._schedule(job_type, job, attempt, stored.polls + 1, 0.0)
             return _ack("polling")
         if not hook and await self.tasks.polled(job_id, attempt, self.services.clock.now()) is None:
             return _ack("superseded")
@@ -219,7 +219,7 @@ class RemoteJobs:
             message = f"the {adapter.name} task did not finish in time"
             await self._fail(job, attempt, message)
             return _ack("failed", error=message)
-        await self._schedule(job_type, job.id, attempt, number + 1, state.poll_after)
+        await self._schedule(job_type, job, attempt, number + 1, state.poll_after)
         return _ack("running", status=state.status)
 
     async def _poll_failed(
@@ -253,7 +253,7 @@ class RemoteJobs:
                 error.code,
                 attempt + 1,
             )
-            await self._schedule(job_type, job.id, attempt + 1, 0, 1.0)
+            await self._schedule(job_type, job, attempt + 1, 0, 1.0)
             return _ack("retrying", attempt=attempt + 1)
         await self._fail(job, attempt, error.message)
         return _ack("failed", error=error.message)
@@ -277,13 +277,15 @@ class RemoteJobs:
     # ------------------------------------------------------------------ helpers
 
     async def _schedule(
-        self, job_type: JobType[Any], job_id: str, attempt: int, number: int, delay: float
+        self, job_type: JobType[Any], job: JobRecord, attempt: int, number: int, delay: float
     ) -> None:
-        """Create poll ``number`` of ``attempt``, ``delay`` seconds from now (a task of that
-        name already existing means a duplicate delivery got here first)."""
+        """Create poll ``number`` of ``attempt``, ``delay`` seconds from now, on the queue of
+        the job's priority (a task of that name already existing means a duplicate delivery
+        got here first)."""
         with contextlib.suppress(TaskAlreadyExists):
             await self.services.queue.create_task(
-                job_type.queue, self.poll_task(job_type, job_id, attempt, number, delay)
+                job_type.queue_for(job.priority),
+                self.poll_task(job_type, job.id, attempt, number, delay),
             )
 
     def poll_task(
@@ -321,7 +323,10 @@ class RemoteJobs:
     async def _request(self, job_type: JobType[Any], job: JobRecord) -> Any:
         """The adapter's request, from the job's saved params."""
         params = job.params
-        options: dict[str, Any] = dict(params.get("options") or {})
+        # Standard options are merged into the top-level fields at creation; what is left
+        # under ``options`` (unset ones are None) is for the provider to read.
+        given = params.get("options") or {}
+        options: dict[str, Any] = {k: v for k, v in given.items() if v is not None}
         images = _image_urls(params)
         webhook = self._webhook(job)
         if job_type.name == "image-generation":
@@ -336,7 +341,7 @@ class RemoteJobs:
                 webhook=webhook,
             )
         if job_type.name == "video-generation":
-            duration = options.get("duration", params.get("duration", 5))
+            duration = params.get("duration") or options.get("duration") or 5
             return VideoTaskRequest(
                 model=params["model"],
                 prompt=params.get("prompt") or "",
@@ -353,7 +358,7 @@ class RemoteJobs:
             model=params["model"],
             image=await self._source(images[0]),
             scale=int(params.get("scale") or options.get("scale") or 2),
-            face_enhance=bool(options.get("faceEnhance", False)),
+            face_enhance=bool(params.get("face_enhance", options.get("faceEnhance", False))),
             webhook=webhook,
         )
 

@@ -60,11 +60,18 @@ async def test_the_credentials_select_the_real_adapters(rig: RemoteRig) -> None:
     assert isinstance(providers.remote["runway"], RunwayProvider)
     assert isinstance(providers.remote["upscale"], ReplicateProvider)
     assert "local" not in providers.remote
-    # BFL's 24 active tasks cap the image queue's dispatches in flight.
-    queue = await rig.backend.get_queue("image-generation-queue")
-    assert queue.config.rate_limits.max_concurrent_dispatches == 24
-    video = await rig.backend.get_queue("video-generation-queue")
-    assert video.config.rate_limits.max_concurrent_dispatches == 2
+
+    # BFL's 24 active tasks cap the image type's dispatches in flight (its three priority
+    # queues share them), Runway's 2 the video type's.
+    async def budget(job_type: str) -> int:
+        names = [f"{job_type}-high-queue", f"{job_type}-queue", f"{job_type}-low-queue"]
+        queues = [await rig.backend.get_queue(name) for name in names]
+        return sum(q.config.rate_limits.max_concurrent_dispatches for q in queues)
+
+    assert await budget("image-generation") == 24
+    assert await budget("batch-generation") == 24
+    assert await budget("video-generation") == 3  # 2, but every priority gets at least one
+    assert await budget("image-upscale") == 10
 
 
 async def test_seed_image_request_completes_through_bfl(rig: RemoteRig, tmp_path: Path) -> None:
@@ -104,8 +111,22 @@ async def test_seed_video_request_completes_through_runway(rig: RemoteRig, tmp_p
     path = _stored_file(tmp_path, view["resultUrl"], service.base_url)
     assert path.suffix == ".mp4" and b"ftyp" in path.read_bytes()[:16]
     (task,) = rig.runway.tasks.values()
-    assert task.body["duration"] == 5
+    assert task.endpoint == "/v1/image_to_video"  # imageUrls[0] is the first frame
+    assert task.body["model"] == "gen4_turbo"
+    assert task.body["promptImage"] == "https://example.com/image.jpg"
+    assert task.body["duration"] == 5  # options.duration
     assert task.body.get("promptText") == "A cat playing with a ball"
+
+
+async def test_text_only_video_goes_to_gen4_5_text_to_video(rig: RemoteRig) -> None:
+    service = await rig.start()
+    body = {"prompt": "waves", "model": "runway-gen4", "options": {"duration": 4}}
+    job = await service.create("u1", "video-generation", body)
+    await service.run_until_idle()
+    assert (await service.job("u1", job["jobId"]))["status"] == "COMPLETED"
+    (task,) = rig.runway.tasks.values()
+    assert (task.endpoint, task.body["model"]) == ("/v1/text_to_video", "gen4.5")
+    assert task.body["duration"] == 4
 
 
 async def test_video_with_a_source_image_goes_to_gen4_turbo(rig: RemoteRig) -> None:
