@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run emulator test fuzz lint typecheck bench screenshots clean
+.PHONY: run run-fakes emulator test fuzz lint typecheck bench screenshots clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,6 +15,11 @@ $(STAMP): pyproject.toml
 
 run: $(STAMP)
 	$(PY) -m app
+
+# The app with BFL_API_KEY, RUNWAYML_API_SECRET and REPLICATE_API_TOKEN set, against local fake
+# providers and fake-gcs-server on 127.0.0.1 (ports 8701-8704); Ctrl-C stops everything.
+run-fakes: $(STAMP)
+	$(PY) -m tests.providers.fakes --run-app
 
 emulator: $(STAMP)
 	$(PY) -m emulator
