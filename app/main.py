@@ -21,6 +21,7 @@ from app.events import JobEvents
 from app.jobs.reconciler import Reconciler
 from app.jobs.store import JobStore
 from app.jobs.types import JOB_TYPES, queue_config
+from app.metrics import AppMetrics, MeteredJobEvents, add_metrics_route, metered_providers
 from app.migrate import migrate
 from app.outbound import OutboundHttp
 from app.providers.base import Providers
@@ -35,6 +36,7 @@ log = logging.getLogger("app")
 
 RECONCILER = web.AppKey("reconciler", Reconciler)
 OUTBOUND_HTTP = web.AppKey("outbound_http", OutboundHttp)
+METRICS = web.AppKey("metrics", AppMetrics)
 EMULATOR_CONSOLE_PATH = "/_emulator/"
 
 Lifetime = Callable[[web.Application], AsyncIterator[None]]
@@ -79,6 +81,8 @@ def create_app(
         app.cleanup_ctx.append(_outbound(outbound, None))
     store = JobStore(database, clock, starting_credits=settings.starting_credits)
     users = UserAuthenticator(settings)
+    metrics = AppMetrics()
+    app[METRICS] = metrics
     if events is None:
         live = LiveUpdates(settings)
         handlers = SocketHandlers(live.sio, store=store, users=users, storage=storage)
@@ -86,23 +90,28 @@ def create_app(
         app.router.add_get(
             SSE_ROUTE, sse_handler(live.streams, store, settings.sse_heartbeat_seconds)
         )
+        metrics.watch_connections("socketio", handlers.connected_count)
+        metrics.watch_connections("sse", live.streams.open_count)
         events = live
+    events = MeteredJobEvents(events, metrics, store)
     app[SERVICES] = Services(
         settings=settings,
         clock=clock,
         store=store,
         queue=task_queue,
         events=events,
-        providers=providers or build_providers(settings),
+        providers=metered_providers(providers or build_providers(settings), metrics, clock),
         storage=storage,
         users=users,
         internal=InternalAuthenticator(settings),
+        metrics=metrics,
     )
     reconciler = Reconciler(store, task_queue, settings, clock, events)
     app[RECONCILER] = reconciler
     app.cleanup_ctx.append(_running(reconciler, settings, database))
     app.add_routes(api_routes())
     app.add_routes(media_routes(storage))
+    add_metrics_route(app, settings, metrics)
     _mount_emulator_console(app, task_queue, settings)
     return app
 

@@ -161,7 +161,7 @@ class Processor:
     async def publish(self, job: JobRecord | None) -> None:
         if job is not None:
             view = await signed_job_view(job, self.services.storage)
-            await self.services.events.publish(JobUpdate(job.user_id, view))
+            await self.services.events.publish(JobUpdate(job.user_id, view, job))
 
     async def process(
         self, job_type: JobType[Any], delivery: TaskDelivery, payload: TaskPayload
@@ -175,7 +175,9 @@ class Processor:
             work = OneChunk(
                 self.store, job_type.name, payload.job_id, delivery.attempt, payload.chunk
             )
-        return await self._run(job_type, delivery, work)
+        outcome = await self._run(job_type, delivery, work)
+        self.services.metrics.delivery(job_type.name, _result(outcome))
+        return outcome
 
     async def _run(self, job_type: JobType[Any], delivery: TaskDelivery, work: Work) -> Outcome:
         claim = await work.claim()
@@ -196,6 +198,7 @@ class Processor:
             **extra,
         )
         logger.info(work.started)
+        self.services.metrics.job_started(job)
         if claim.job_changed:
             await self.publish(job)
 
@@ -231,6 +234,11 @@ class Processor:
         # Another delivery of this task holds the job right now (a duplicate): let the queue
         # come back later rather than run it twice.
         return Outcome(409, {"error": "in_progress", "message": "another delivery holds this job"})
+
+
+def _result(outcome: Outcome) -> str:
+    """A delivery's answer in one word (``completed``, ``retryable``, ``in_progress``...)."""
+    return str(outcome.body.get("result") or outcome.body.get("error") or outcome.status)
 
 
 def _describe(error: Exception, job_type: JobType[Any], logger: JobLogger) -> tuple[str, bool]:
