@@ -165,8 +165,9 @@ class AppMetrics:
             self.credits_charged.labels(job.type).inc(job.cost)
 
     def job_started(self, job: JobRecord) -> None:
-        """A delivery won the claim on ``job``; its time in queue is observed the first time
-        the job starts (the claim that set ``started_at``), not on a retry's claim."""
+        """A delivery's claim changed ``job``; its time in queue is observed the first time
+        the job starts (the claim that set ``started_at``), not on a retry's claim nor on the
+        claim of a later chunk."""
         if job.status != JobStatus.PROCESSING or job.started_at is None:
             return
         if job.started_at != job.updated_at:

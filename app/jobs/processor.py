@@ -198,8 +198,8 @@ class Processor:
             **extra,
         )
         logger.info(work.started)
-        self.services.metrics.job_started(job)
         if claim.job_changed:
+            self.services.metrics.job_started(job)
             await self.publish(job)
 
         async def report(value: int) -> None:

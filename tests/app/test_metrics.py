@@ -125,6 +125,24 @@ async def test_a_failed_job_counts_its_refund_and_its_error(start_service: Start
     assert value(found, "daygen_provider_errors_total", **errors) == 1
 
 
+async def test_a_batch_waits_in_the_queue_once_whatever_its_chunks(
+    start_service: StartService,
+) -> None:
+    service = await start_service()
+    batch = {"prompts": list("abcde"), "batchSize": 2, "width": 64, "height": 64, "model": "local"}
+    job = await service.create("dan", "batch-generation", batch)
+    await service.run_until_idle()
+    assert (await service.job("dan", job["jobId"]))["status"] == "COMPLETED"
+
+    found = await samples(service)
+    assert value(found, "daygen_job_queue_seconds_count", type="batch-generation") == 1
+    deliveries = {"type": "batch-generation", "result": "chunk_completed"}
+    assert value(found, "daygen_task_deliveries_total", **deliveries) == 3
+    calls = {"provider": "local", "operation": "generate_image"}
+    assert value(found, "daygen_provider_request_seconds_count", **calls) == 5
+    assert value(found, "daygen_credits_charged_total", type="batch-generation") == 5
+
+
 async def test_a_duplicate_delivery_counts_nothing_twice(start_service: StartService) -> None:
     service = await start_service()
     job = await service.create("carol", "image-generation", {**IMAGE, "model": "local"})
