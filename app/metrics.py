@@ -155,14 +155,24 @@ class AppMetrics:
         )
         self._connections = _Connections()
         r.register(self._connections)
+        # ``labels()`` validates and locks on every call; the children are kept instead (the
+        # label values are bounded: job types, provider names, statuses, error codes).
+        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
+
+    def _child(self, metric: Any, *values: str) -> Any:
+        key = (id(metric), values)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*values)
+        return child
 
     # ------------------------------------------------------------------ job lifecycle
 
     def job_created(self, job: JobRecord) -> None:
         """A job was saved with its credits reserved."""
-        self.jobs_created.labels(job.type, _provider(job)).inc()
+        self._child(self.jobs_created, job.type, _provider(job)).inc()
         if job.cost:
-            self.credits_charged.labels(job.type).inc(job.cost)
+            self._child(self.credits_charged, job.type).inc(job.cost)
 
     def job_started(self, job: JobRecord) -> None:
         """A delivery's claim changed ``job``; its time in queue is observed the first time
@@ -175,7 +185,7 @@ class AppMetrics:
         due = max(job.created_at, getattr(job, "run_at", None) or job.created_at)
         waited = _seconds(due, job.started_at)
         if waited is not None:
-            self.queue_seconds.labels(job.type).observe(waited)
+            self._child(self.queue_seconds, job.type).observe(waited)
 
     def job_finished(self, job: JobRecord, refunded: int | None = None) -> None:
         """``job`` reached a final status. A failed or cancelled job had its whole cost given
@@ -183,24 +193,25 @@ class AppMetrics:
         if job.status not in FINISHED:
             return
         provider = _provider(job)
-        self.jobs_finished.labels(job.type, provider, job.status).inc()
+        status = str(job.status)
+        self._child(self.jobs_finished, job.type, provider, status).inc()
         took = _seconds(job.started_at, job.completed_at or job.updated_at)
         if took is not None:
-            self.processing_seconds.labels(job.type, provider, job.status).observe(took)
+            self._child(self.processing_seconds, job.type, provider, status).observe(took)
         if job.status != JobStatus.COMPLETED:
             amount = job.cost if refunded is None else refunded
             if amount:
-                self.credits_refunded.labels(job.type).inc(amount)
+                self._child(self.credits_refunded, job.type).inc(amount)
 
     def delivery(self, job_type: str, result: str) -> None:
         """The processor answered a delivery with ``result`` (its body's ``result`` or
         ``error``: ``completed``, ``retryable``, ``in_progress``...)."""
-        self.deliveries.labels(job_type, result).inc()
+        self._child(self.deliveries, job_type, result).inc()
 
     # ------------------------------------------------------------------ providers
 
     def provider_call(self, provider: str, operation: str, seconds: float) -> None:
-        self.provider_seconds.labels(provider, operation).observe(max(0.0, seconds))
+        self._child(self.provider_seconds, provider, operation).observe(max(0.0, seconds))
 
     def provider_error(self, provider: str, error: BaseException) -> None:
         """A provider call failed; counted by ``ProviderError.code``."""
@@ -208,13 +219,13 @@ class AppMetrics:
             code = str(error.code) if error.code else UNCLASSIFIED
         else:
             code = INTERNAL_ERROR
-        self.provider_errors.labels(provider, code).inc()
+        self._child(self.provider_errors, provider, code).inc()
 
     # ------------------------------------------------------------------ webhooks, clients
 
     def webhook_delivery(self, outcome: str) -> None:
         """One webhook delivery attempt ended with ``outcome`` (see ``WEBHOOK_OUTCOMES``)."""
-        self.webhook_deliveries.labels(outcome).inc()
+        self._child(self.webhook_deliveries, outcome).inc()
 
     def watch_connections(self, transport: str, count: Callable[[], int]) -> None:
         """Report ``count()`` as the live connections of ``transport`` at every scrape."""
@@ -294,6 +305,8 @@ class _TimedProvider:
         self._inner, self._name, self._metrics, self._clock = inner, name, metrics, clock
 
     def __getattr__(self, attribute: str) -> Any:
+        """Only called for what the proxy does not have yet: a coroutine method is wrapped
+        once and kept on the proxy, anything else is read through."""
         value = getattr(self._inner, attribute)
         if not inspect.iscoroutinefunction(value):
             return value
@@ -310,6 +323,7 @@ class _TimedProvider:
                 took = _seconds(start, self._clock.now())
                 self._metrics.provider_call(self._name, attribute, took or 0.0)
 
+        setattr(self, attribute, timed)
         return timed
 
 
