@@ -3,15 +3,20 @@ virtual clock, SQLite and PostgreSQL), and only whoever the settings allow may r
 
 from __future__ import annotations
 
-from datetime import timedelta
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import ValidationError
 
+from app.events import JobUpdate, RecordingJobEvents
+from app.jobs.records import JobRecord
+from app.jobs.views import job_view
 from app.main import METRICS
-from app.metrics import may_read
+from app.metrics import AppMetrics, MeteredJobEvents, may_read
+from app.models import JobStatus
 from app.providers.base import (
     ErrorCode,
     PermanentProviderError,
@@ -270,3 +275,81 @@ def test_metrics_settings_refuse_what_they_cannot_read() -> None:
         Settings(metrics_allowed_networks="10.0.0.1/8")
     with pytest.raises(ValidationError, match="metrics_allowed_networks"):
         Settings(metrics_allowed_networks="intranet")
+
+
+async def test_two_apps_in_one_process_keep_their_own_counters(
+    start_service: StartService,
+) -> None:
+    first, second = await start_service(), await start_service()
+    await first.create("erin", "image-generation", {**IMAGE, "model": "local"})
+    labels = {"type": "image-generation", "provider": "local"}
+    assert value(await samples(first), "daygen_jobs_created_total", **labels) == 1
+    assert value(await samples(second), "daygen_jobs_created_total", **labels) == 0
+
+
+class _Store:
+    """Answers ``get_job`` from a dict: the tee's only use of the store."""
+
+    def __init__(self, *jobs: JobRecord) -> None:
+        self.jobs = {job.id: job for job in jobs}
+        self.reads = 0
+
+    async def get_job(self, job_id: str) -> JobRecord | None:
+        self.reads += 1
+        return self.jobs.get(job_id)
+
+
+def _record(status: JobStatus, **changes: Any) -> JobRecord:
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    job = JobRecord(
+        id="job-1",
+        user_id="frank",
+        type="video-generation",
+        status=status,
+        progress=0,
+        params={"provider": "runway"},
+        result=None,
+        error=None,
+        attempts=1,
+        cost=5,
+        created_at=start,
+        updated_at=start + timedelta(seconds=30),
+        started_at=start + timedelta(seconds=10),
+        completed_at=start + timedelta(seconds=30),
+    )
+    return replace(job, **changes)
+
+
+async def test_the_tee_counts_final_states_and_passes_every_update_on() -> None:
+    cancelled = _record(JobStatus.CANCELLED)
+    store, inner, metrics = _Store(cancelled), RecordingJobEvents(), AppMetrics()
+    tee = MeteredJobEvents(inner, metrics, store)  # type: ignore[arg-type]
+    running = _record(JobStatus.PROCESSING, completed_at=None)
+    await tee.publish(JobUpdate("frank", job_view(running), running))
+    # Published without its record (as a new caller might): read from the store.
+    await tee.publish(JobUpdate("frank", job_view(cancelled)))
+    assert inner.statuses("job-1") == ["PROCESSING", "CANCELLED"]
+    assert store.reads == 1
+    labels = {"type": "video-generation", "provider": "runway", "status": "CANCELLED"}
+    registry = metrics.registry
+    assert registry.get_sample_value("daygen_jobs_finished_total", labels) == 1
+    assert registry.get_sample_value("daygen_job_processing_seconds_sum", labels) == 20.0
+    refunded = {"type": "video-generation"}
+    assert registry.get_sample_value("daygen_credits_refunded_total", refunded) == 5
+    # A cancelled job that never started has no processing time.
+    never = replace(cancelled, id="job-2", started_at=None)
+    await tee.publish(JobUpdate("frank", job_view(never), never))
+    assert registry.get_sample_value("daygen_jobs_finished_total", labels) == 2
+    assert registry.get_sample_value("daygen_job_processing_seconds_count", labels) == 1
+    assert registry.get_sample_value("daygen_credits_refunded_total", refunded) == 10
+
+
+async def test_counting_never_fails_a_publish() -> None:
+    class Broken:
+        async def get_job(self, job_id: str) -> JobRecord | None:
+            raise ConnectionError("database down")
+
+    inner = RecordingJobEvents()
+    tee = MeteredJobEvents(inner, AppMetrics(), Broken())  # type: ignore[arg-type]
+    await tee.publish(JobUpdate("frank", job_view(_record(JobStatus.FAILED))))
+    assert inner.statuses("job-1") == ["FAILED"]
