@@ -20,6 +20,7 @@ from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
 from app.auth import AuthError, bearer_token
+from app.jobs.cancel import JobAlreadyFinished, JobNotFound, cancel_job
 from app.jobs.credits import InsufficientCredits
 from app.jobs.processor import Processor
 from app.jobs.schemas import TaskPayload
@@ -241,6 +242,26 @@ async def list_jobs(request: web.Request) -> web.Response:
     return web.json_response({"jobs": views, "nextCursor": next_cursor})
 
 
+async def cancel(request: web.Request) -> web.Response:
+    """``POST /api/jobs/{jobId}/cancel``: the job ``CANCELLED`` (200), 404 for an unknown or
+    another user's job, 409 naming the status of a finished one (``app.jobs.cancel``)."""
+    user_id = await authenticated_user(request)
+    job_id = request.match_info["job_id"]
+    if len(job_id) > MAX_JOB_ID_LENGTH:
+        raise ApiError(404, "not_found", f"no job {job_id!r}")
+    services = request.app[SERVICES]
+    try:
+        job = await cancel_job(services, job_id, user_id=user_id)
+    except JobNotFound:
+        raise ApiError(404, "not_found", f"no job {job_id!r}") from None
+    except JobAlreadyFinished as finished:
+        return web.json_response(
+            {"error": "job_finished", "message": str(finished), "status": finished.status},
+            status=409,
+        )
+    return web.json_response(await signed_job_view(job, services.storage))
+
+
 async def me(request: web.Request) -> web.Response:
     user_id = await authenticated_user(request)
     user = await request.app[SERVICES].store.get_user(user_id)
@@ -290,7 +311,7 @@ async def handle_task(request: web.Request) -> web.Response:
             status=400,
         )
     outcome = await Processor(services).process(job_type, delivery, payload)
-    return web.json_response(outcome.body, status=outcome.status)
+    return web.json_response(outcome.body, status=outcome.status, headers=outcome.headers)
 
 
 def api_routes() -> list[web.RouteDef]:
@@ -302,6 +323,7 @@ def api_routes() -> list[web.RouteDef]:
         web.get("/api/jobs", list_jobs),
         web.get("/api/jobs/{job_id}", get_job),
         web.post("/api/jobs/{job_id}", unknown_job_type),
+        web.post("/api/jobs/{job_id}/cancel", cancel),
         web.get("/api/me", me),
         web.get("/healthz", health),
         web.post("/internal/tasks/{type}", handle_task),

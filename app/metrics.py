@@ -30,6 +30,7 @@ import inspect
 import ipaddress
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Iterator
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -48,7 +49,7 @@ from app.events import JobEvents, JobUpdate
 from app.jobs.records import JobRecord
 from app.jobs.store import JobStore
 from app.models import FINISHED, JobStatus
-from app.providers.base import ProviderError, Providers
+from app.providers.base import ProviderError, Providers, ProviderTask, Submitted, TaskReady
 from app.settings import Settings
 from daygen_queue import Clock
 
@@ -59,6 +60,7 @@ METRICS_PATH = "/metrics"
 QUEUE_BUCKETS = (0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 7200)
 PROCESSING_BUCKETS = (0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 7200)
 PROVIDER_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
+TASK_BUCKETS = (1, 2.5, 5, 10, 20, 30, 60, 120, 300, 600, 900, 1800, 3600)
 
 UNCLASSIFIED = "unclassified"
 """The ``code`` of a ``ProviderError`` that carries none."""
@@ -123,6 +125,13 @@ class AppMetrics:
             buckets=PROVIDER_BUCKETS,
             registry=r,
         )
+        self.provider_task_seconds = Histogram(
+            "daygen_provider_task_seconds",
+            "Remote provider tasks: from submission until a poll found the task finished",
+            ["provider"],
+            buckets=TASK_BUCKETS,
+            registry=r,
+        )
         self.provider_errors = Counter(
             "daygen_provider_errors",
             "Failed provider calls, by provider and error code (ErrorCode)",
@@ -144,6 +153,13 @@ class AppMetrics:
         self.deliveries = Counter(
             "daygen_task_deliveries",
             "Task deliveries the app answered, by type and result (completed, retryable...)",
+            ["type", "result"],
+            registry=r,
+        )
+        self.polls = Counter(
+            "daygen_provider_polls",
+            "Poll deliveries of remote provider tasks, by job type and result (running, "
+            "completed, failed...)",
             ["type", "result"],
             registry=r,
         )
@@ -188,8 +204,8 @@ class AppMetrics:
             self._child(self.queue_seconds, job.type).observe(waited)
 
     def job_finished(self, job: JobRecord, refunded: int | None = None) -> None:
-        """``job`` reached a final status. A failed or cancelled job had its whole cost given
-        back unless ``refunded`` says otherwise."""
+        """``job`` reached a final status, and ``refunded`` credits were given back (None: its
+        whole cost unless it completed)."""
         if job.status not in FINISHED:
             return
         provider = _provider(job)
@@ -198,20 +214,28 @@ class AppMetrics:
         took = _seconds(job.started_at, job.completed_at or job.updated_at)
         if took is not None:
             self._child(self.processing_seconds, job.type, provider, status).observe(took)
-        if job.status != JobStatus.COMPLETED:
-            amount = job.cost if refunded is None else refunded
-            if amount:
-                self._child(self.credits_refunded, job.type).inc(amount)
+        if refunded is None:
+            refunded = 0 if job.status == JobStatus.COMPLETED else job.cost
+        if refunded:
+            self._child(self.credits_refunded, job.type).inc(refunded)
 
     def delivery(self, job_type: str, result: str) -> None:
         """The processor answered a delivery with ``result`` (its body's ``result`` or
         ``error``: ``completed``, ``retryable``, ``in_progress``...)."""
         self._child(self.deliveries, job_type, result).inc()
 
+    def poll(self, job_type: str, result: str) -> None:
+        """A poll delivery of a remote provider task was answered with ``result``."""
+        self._child(self.polls, job_type, result).inc()
+
     # ------------------------------------------------------------------ providers
 
     def provider_call(self, provider: str, operation: str, seconds: float) -> None:
         self._child(self.provider_seconds, provider, operation).observe(max(0.0, seconds))
+
+    def provider_task_done(self, provider: str, seconds: float | None) -> None:
+        if seconds is not None:
+            self._child(self.provider_task_seconds, provider).observe(seconds)
 
     def provider_error(self, provider: str, error: BaseException) -> None:
         """A provider call failed; counted by ``ProviderError.code``."""
@@ -243,6 +267,12 @@ class AppMetrics:
         for metric in self.registry.collect():
             names.update(_series_names(metric))
         return names
+
+
+def outcome_word(status: int, body: dict[str, Any]) -> str:
+    """An answer to the queue in one word: its body's ``result`` or ``error`` (``completed``,
+    ``retryable``, ``in_progress``...), else its status code."""
+    return str(body.get("result") or body.get("error") or status)
 
 
 def _series_names(metric: Metric) -> Iterable[str]:
@@ -292,50 +322,98 @@ class MeteredJobEvents:
             try:
                 job = update.job or await self.store.get_job(update.job_id)
                 if job is not None:
-                    self.metrics.job_finished(job)
+                    self.metrics.job_finished(job, await self._refunded(job))
             except Exception:
                 log.exception("counting a finished job failed", extra={"job_id": update.job_id})
         await self.inner.publish(update)
 
+    async def _refunded(self, job: JobRecord) -> int:
+        """What the job's final transition gave back: nothing for a completed job, its whole
+        cost for a failed one, and for a cancelled one what it was not charged for (a
+        cancelled batch pays for its completed chunks: the usage record says how much)."""
+        if job.status == JobStatus.COMPLETED:
+            return 0
+        if job.status == JobStatus.CANCELLED and (job.result or {}).get("urls"):
+            charged = sum(entry.credits for entry in await self.store.usage_for(job.id))
+            return max(0, job.cost - charged)
+        return job.cost
+
 
 class _TimedProvider:
-    """A provider whose every coroutine method is timed and whose errors are counted."""
+    """A provider whose every coroutine method is timed and whose errors are counted; every
+    other attribute is read through. The wrapped methods are set on the instance when it is
+    made, so protocol checks that look attributes up statically (``isinstance`` against a
+    runtime-checkable protocol, Python 3.12+) see them."""
 
     def __init__(self, inner: Any, name: str, metrics: AppMetrics, clock: Clock) -> None:
         self._inner, self._name, self._metrics, self._clock = inner, name, metrics, clock
+        for attribute in dir(inner):
+            if attribute.startswith("_"):
+                continue
+            value = getattr(inner, attribute, None)
+            if inspect.iscoroutinefunction(value):
+                setattr(self, attribute, self._timed(attribute, value))
 
     def __getattr__(self, attribute: str) -> Any:
-        """Only called for what the proxy does not have yet: a coroutine method is wrapped
-        once and kept on the proxy, anything else is read through."""
-        value = getattr(self._inner, attribute)
-        if not inspect.iscoroutinefunction(value):
-            return value
+        return getattr(self._inner, attribute)
 
-        @functools.wraps(value)
+    def _timed(self, operation: str, call: Callable[..., Awaitable[Any]]) -> Any:
+        metrics, name, clock = self._metrics, self._name, self._clock
+
+        @functools.wraps(call)
         async def timed(*args: Any, **kwargs: Any) -> Any:
-            start = self._clock.now()
+            start = clock.now()
             try:
-                return await value(*args, **kwargs)
+                result = await call(*args, **kwargs)
             except Exception as error:
-                self._metrics.provider_error(self._name, error)
+                metrics.provider_error(name, error)
                 raise
             finally:
-                took = _seconds(start, self._clock.now())
-                self._metrics.provider_call(self._name, attribute, took or 0.0)
+                metrics.provider_call(name, operation, _seconds(start, clock.now()) or 0.0)
+            _observe_render(metrics, name, clock, operation, args, kwargs, result, start)
+            return result
 
-        setattr(self, attribute, timed)
         return timed
 
 
+def _observe_render(
+    metrics: AppMetrics,
+    name: str,
+    clock: Clock,
+    operation: str,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    result: Any,
+    start: datetime,
+) -> None:
+    """A remote task seen finished: by the poll that found it ready (from the submission the
+    task records), or by a submit that answered finished at once (Replicate's ``Prefer:
+    wait``)."""
+    if operation == "poll" and isinstance(result, TaskReady):
+        task = args[0] if args else kwargs.get("task")
+        if isinstance(task, ProviderTask):
+            metrics.provider_task_done(name, _seconds(task.submitted_at, clock.now()))
+    elif (
+        operation == "submit"
+        and isinstance(result, Submitted)
+        and isinstance(result.state, TaskReady)
+    ):
+        metrics.provider_task_done(name, _seconds(start, clock.now()))
+
+
 def metered_providers(providers: Providers, metrics: AppMetrics, clock: Clock) -> Providers:
-    """``providers`` with every provider timed and its errors counted, under the name a job
-    request uses for it (``bfl``, ``local``...)."""
+    """``providers`` with every provider (local and remote) timed and its errors counted,
+    under the name a job request uses for it (``bfl``, ``upscale``, ``local``...)."""
 
     def wrap(table: dict[str, Any]) -> dict[str, Any]:
         return {name: _TimedProvider(p, name, metrics, clock) for name, p in table.items()}
 
-    return Providers(
-        image=wrap(providers.image), video=wrap(providers.video), upscale=wrap(providers.upscale)
+    return replace(
+        providers,
+        image=wrap(providers.image),
+        video=wrap(providers.video),
+        upscale=wrap(providers.upscale),
+        remote=wrap(providers.remote),
     )
 
 

@@ -14,6 +14,7 @@ from typing import Any
 from app.jobs.schemas import chunk_ranges
 from app.providers.base import Providers
 from app.providers.fetch import fetch_source_image
+from app.providers.guard import FetchGuard
 from app.settings import Settings
 from app.storage import Storage, extension_for
 
@@ -53,7 +54,7 @@ async def _source(ctx: HandlerContext, url: str) -> bytes:
     return await fetch_source_image(
         url,
         storage=ctx.storage,
-        allow_private=settings.source_fetch_allow_private,
+        guard=FetchGuard.from_settings(settings),
         max_bytes=settings.source_fetch_max_bytes,
         timeout=settings.source_fetch_timeout_seconds,
     )

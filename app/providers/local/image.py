@@ -18,7 +18,7 @@ from functools import lru_cache
 
 from PIL import Image, ImageChops, ImageDraw, ImageFont, ImageOps
 
-from app.providers.base import PermanentProviderError
+from app.providers.base import PermanentProviderError, StopsAtReports
 
 MAX_SIDE = 4096
 """Largest width or height of any result, in pixels."""
@@ -171,7 +171,7 @@ def encode_png(img: Image.Image) -> bytes:
     return buf.getvalue()
 
 
-class LocalImageProvider:
+class LocalImageProvider(StopsAtReports):
     """:class:`~app.providers.base.ImageProvider` that renders with Pillow, offline.
 
     ``model`` is accepted and ignored: every model name gets the same local renderer, so

@@ -9,7 +9,7 @@ from functools import lru_cache
 
 from PIL import Image, ImageOps
 
-from app.providers.base import PermanentProviderError
+from app.providers.base import PermanentProviderError, StopsAtReports
 from app.providers.local.image import check_size, encode_png
 
 MAX_SOURCE_PIXELS = 40_000_000
@@ -76,7 +76,7 @@ def upscale_image(data: bytes, scale: int) -> bytes:
     return encode_png(img.resize((width * scale, height * scale), Image.Resampling.LANCZOS))
 
 
-class LocalUpscaleProvider:
+class LocalUpscaleProvider(StopsAtReports):
     """:class:`~app.providers.base.UpscaleProvider` that really resizes (Lanczos), offline."""
 
     async def upscale(self, *, image: bytes, scale: int, model: str) -> bytes:

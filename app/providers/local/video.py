@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from PIL import Image, ImageDraw, ImageOps
 
-from app.providers.base import PermanentProviderError
+from app.providers.base import PermanentProviderError, StopsAtReports
 from app.providers.local.image import check_size, colour, render_image, seeded_rng
 from app.providers.local.upscale import decode_image, normalise_mode
 
@@ -122,7 +122,7 @@ def render_video(
     return buf.getvalue()
 
 
-class LocalVideoProvider:
+class LocalVideoProvider(StopsAtReports):
     """:class:`~app.providers.base.VideoProvider` making animated WebP clips, offline."""
 
     mime_type = "image/webp"
