@@ -341,9 +341,9 @@ class MeteredJobEvents:
 
 class _TimedProvider:
     """A provider whose every coroutine method is timed and whose errors are counted; every
-    other attribute is read through. The wrapped methods are set on the instance when it is
-    made, so protocol checks that look attributes up statically (``isinstance`` against a
-    runtime-checkable protocol, Python 3.12+) see them."""
+    other attribute (and its class, for ``isinstance``) is read through. The wrapped methods
+    are set on the instance when it is made, so protocol checks that look attributes up
+    statically (``isinstance`` against a runtime-checkable protocol, Python 3.12+) see them."""
 
     def __init__(self, inner: Any, name: str, metrics: AppMetrics, clock: Clock) -> None:
         self._inner, self._name, self._metrics, self._clock = inner, name, metrics, clock
@@ -356,6 +356,12 @@ class _TimedProvider:
 
     def __getattr__(self, attribute: str) -> Any:
         return getattr(self._inner, attribute)
+
+    @property  # type: ignore[misc]
+    def __class__(self) -> type:
+        """The provider's own class, so ``isinstance(provider, BflProvider)`` still holds (the
+        idiom of transparent proxies such as ``unittest.mock``'s ``spec``)."""
+        return type(self._inner)
 
     def _timed(self, operation: str, call: Callable[..., Awaitable[Any]]) -> Any:
         metrics, name, clock = self._metrics, self._name, self._clock
