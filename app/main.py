@@ -22,6 +22,7 @@ from app.jobs.provider_routes import provider_routes
 from app.jobs.reconciler import Reconciler
 from app.jobs.store import JobStore
 from app.jobs.types import JOB_TYPES, queue_configs
+from app.metrics import AppMetrics, MeteredJobEvents, add_metrics_route, metered_providers
 from app.migrate import migrate
 from app.openapi import openapi_routes
 from app.outbound import OutboundHttp
@@ -40,6 +41,7 @@ log = logging.getLogger("app")
 
 RECONCILER = web.AppKey("reconciler", Reconciler)
 OUTBOUND_HTTP = web.AppKey("outbound_http", OutboundHttp)
+METRICS = web.AppKey("metrics", AppMetrics)
 EMULATOR_CONSOLE_PATH = "/_emulator/"
 
 Lifetime = Callable[[web.Application], AsyncIterator[None]]
@@ -84,6 +86,8 @@ def create_app(
         app.cleanup_ctx.append(_outbound(outbound, None))
     store = JobStore(database, clock, starting_credits=settings.starting_credits)
     users = UserAuthenticator(settings)
+    metrics = AppMetrics()
+    app[METRICS] = metrics
     if events is None:
         live = LiveUpdates(settings)
         handlers = SocketHandlers(live.sio, store=store, users=users, storage=storage)
@@ -91,18 +95,24 @@ def create_app(
         app.router.add_get(
             SSE_ROUTE, sse_handler(live.streams, store, settings.sse_heartbeat_seconds)
         )
+        metrics.watch_connections("socketio", handlers.connected_count)
+        metrics.watch_connections("sse", live.streams.open_count)
         events = live
     events = WebhookPublisher(events, store=store, queue=task_queue, settings=settings, clock=clock)
+    events = MeteredJobEvents(events, metrics, store)
     app[SERVICES] = Services(
         settings=settings,
         clock=clock,
         store=store,
         queue=task_queue,
         events=events,
-        providers=providers or build_providers(settings, outbound=outbound, clock=clock),
+        providers=metered_providers(
+            providers or build_providers(settings, outbound=outbound, clock=clock), metrics, clock
+        ),
         storage=storage,
         users=users,
         internal=InternalAuthenticator(settings),
+        metrics=metrics,
     )
     reconciler = Reconciler(store, task_queue, settings, clock, events)
     app[RECONCILER] = reconciler
@@ -112,6 +122,7 @@ def create_app(
     app.add_routes(media_routes(storage))
     app.add_routes(webhook_routes(outbound))
     app.add_routes(openapi_routes())
+    add_metrics_route(app, settings, metrics)
     _mount_emulator_console(app, task_queue, settings)
     return app
 

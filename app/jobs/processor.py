@@ -31,6 +31,7 @@ from app.jobs.store import JobStore
 from app.jobs.types import JobType
 from app.jobs.views import signed_job_view
 from app.logs import JobLogger, job_logger
+from app.metrics import outcome_word
 from app.models import FINISHED, JobStatus
 from app.providers.base import ProviderError
 from app.services import Services
@@ -169,7 +170,7 @@ class Processor:
     async def publish(self, job: JobRecord | None) -> None:
         if job is not None:
             view = await signed_job_view(job, self.services.storage)
-            await self.services.events.publish(JobUpdate(job.user_id, view))
+            await self.services.events.publish(JobUpdate(job.user_id, view, job))
 
     async def process(
         self, job_type: JobType[Any], delivery: TaskDelivery, payload: TaskPayload
@@ -183,7 +184,9 @@ class Processor:
             work = OneChunk(
                 self.store, job_type.name, payload.job_id, delivery.attempt, payload.chunk
             )
-        return await self._run(job_type, delivery, work)
+        outcome = await self._run(job_type, delivery, work)
+        self.services.metrics.delivery(job_type.name, outcome_word(outcome.status, outcome.body))
+        return outcome
 
     async def _run(self, job_type: JobType[Any], delivery: TaskDelivery, work: Work) -> Outcome:
         claim = await work.claim()
@@ -205,6 +208,7 @@ class Processor:
         )
         logger.info(work.started)
         if claim.job_changed:
+            self.services.metrics.job_started(job)
             await self.publish(job)
 
         async def report(value: int) -> None:

@@ -111,6 +111,10 @@ class SocketHandlers:
         sio.on("subscribe", self.subscribe)
         sio.on("unsubscribe", self.unsubscribe)
 
+    def connected_count(self) -> int:
+        """How many authenticated sockets are connected (a gauge of ``app.metrics``)."""
+        return len(self._user_of)
+
     async def connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
         token = token_from(auth, environ)
         if token is None:
