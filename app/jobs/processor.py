@@ -167,17 +167,17 @@ class Processor:
         self, job_type: JobType[Any], delivery: TaskDelivery, payload: TaskPayload
     ) -> Outcome:
         work: Work
+        # The job's attempt: this task's, after those of the tasks it took over from.
+        attempt = payload.attempts_before + delivery.attempt
         if not job_type.chunked:
-            work = WholeJob(self.store, job_type.name, payload.job_id, delivery.attempt)
+            work = WholeJob(self.store, job_type.name, payload.job_id, attempt)
         elif payload.chunk is None:
             return Outcome(400, {"error": "invalid_task", "message": "chunk is required"})
         else:
-            work = OneChunk(
-                self.store, job_type.name, payload.job_id, delivery.attempt, payload.chunk
-            )
-        return await self._run(job_type, delivery, work)
+            work = OneChunk(self.store, job_type.name, payload.job_id, attempt, payload.chunk)
+        return await self._run(job_type, attempt, work)
 
-    async def _run(self, job_type: JobType[Any], delivery: TaskDelivery, work: Work) -> Outcome:
+    async def _run(self, job_type: JobType[Any], attempt: int, work: Work) -> Outcome:
         claim = await work.claim()
         job = claim.job
         if job is None:
@@ -192,7 +192,7 @@ class Processor:
             job_id=job.id,
             user_id=job.user_id,
             job_type=job.type,
-            attempt=delivery.attempt,
+            attempt=attempt,
             **extra,
         )
         logger.info(work.started)
@@ -208,7 +208,6 @@ class Processor:
                 result = await job_type.handler(self.ctx, task)
         except Exception as error:
             message, retryable = _describe(error, job_type, logger)
-            attempt = delivery.attempt
             if retryable and attempt < job_type.max_attempts:
                 logger.warning(
                     "attempt %d/%d failed, will retry: %s", attempt, job_type.max_attempts, message
