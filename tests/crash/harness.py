@@ -85,6 +85,7 @@ class Figures:
     chunks_finished_at_stop: int = 0
     jobs_finished_at_stop: int = 0
     problems: list[str] = field(default_factory=list)
+    log: str = field(default="", repr=False)  # the app's output, both runs
 
     def row(self) -> dict[str, Any]:
         return {
@@ -282,12 +283,14 @@ async def run_scenario(
     busy_fraction: float = 0.2,
     recovery_limit: float = 60.0,
     rate: int = 50,
+    env: dict[str, str] | None = None,
 ) -> Figures:
     """One stop-and-restart run; the figures, with ``problems`` listing every broken promise."""
     figures = Figures(db=db, queue=queue, stop=stop, jobs=jobs)
     folder.mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240 (once, before anything runs)
     port = free_port()
     emulator: EmulatorProcess | None = None
+    extra = env or {}
     async with database_for(db, folder) as database_url:
         env = {
             **os.environ,
@@ -303,6 +306,7 @@ async def run_scenario(
             "QUEUE_MAX_DISPATCHES_PER_SECOND": str(rate),
             "LOCAL_PROVIDERS_ONLY": "true",
             "LOG_LEVEL": "WARNING",
+            **extra,
         }
         env.pop("EMULATOR_DB", None)  # the default: the journal beside the database
         if queue == "standalone":
@@ -356,6 +360,7 @@ async def run_scenario(
         finally:
             await app.close()
             await engine.dispose()
+            figures.log = app.log_path.read_text(errors="replace")
             if emulator is not None:
                 emulator.stop()
     return figures
