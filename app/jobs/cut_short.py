@@ -11,6 +11,9 @@ job (or chunk) over from attempt ``n`` with the same conditional claim a queue r
 the attempt limit still counts the attempt that was lost. A batch keeps its finished chunks;
 only the chunk that was cut short runs again.
 
+A job waiting on a remote provider task (a ``provider_tasks`` row) is left alone: no attempt
+holds it, its poll tasks on the queue drive it (``app.jobs.provider_polling``).
+
 Synchronous functions of a ``Connection``, like ``app.jobs.transitions``.
 """
 
@@ -20,8 +23,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Connection, and_, or_, select
+from sqlalchemy import Connection, and_, exists, or_, select
 
+from app.jobs.provider_tasks import ProviderTaskRow
 from app.jobs.records import JobRecord, record
 from app.jobs.transitions import JOB_COLUMNS
 from app.models import BatchChunk, Job, JobStatus
@@ -56,7 +60,11 @@ def find_cut_short(
         )
         statement = (
             select(*JOB_COLUMNS)
-            .where(Job.status == JobStatus.PROCESSING, whole)
+            .where(
+                Job.status == JobStatus.PROCESSING,
+                whole,
+                ~exists().where(ProviderTaskRow.job_id == Job.id),
+            )
             .order_by(Job.updated_at)
             .limit(limit)
         )

@@ -22,7 +22,8 @@ import logging
 from datetime import timedelta
 
 from app.events import JobEvents, JobUpdate
-from app.jobs.enqueue import enqueue, task_for
+from app.jobs import dependencies
+from app.jobs.enqueue import enqueue_job, task_for
 from app.jobs.store import JobStore
 from app.jobs.types import JOB_TYPES
 from app.jobs.views import job_view
@@ -49,13 +50,17 @@ class Reconciler:
         self._task: asyncio.Task[None] | None = None
 
     async def run_once(self) -> int:
-        """One pass; returns how many tasks it created."""
+        """One pass; returns how many tasks it created. Also settles jobs still WAITING on
+        parents that finished (``app.jobs.dependencies``)."""
+        await dependencies.sweep(self)
         created = 0
         older_than = timedelta(seconds=self.settings.reconcile_after_seconds)
         for job, chunks in await self.store.stale_pending(older_than):
             logger = job_logger("app.reconciler", job_id=job.id, user_id=job.user_id)
             try:
-                made = await enqueue(self.queue, self.settings, JOB_TYPES[job.type], job.id, chunks)
+                made = await enqueue_job(
+                    self.queue, self.settings, JOB_TYPES[job.type], job, chunks
+                )
             except Exception:
                 logger.exception("re-enqueue failed; will try again")
                 continue
@@ -74,8 +79,9 @@ class Reconciler:
             job, job_type = lost.job, JOB_TYPES[lost.job.type]
             where = {} if lost.chunk is None else {"chunk": lost.chunk}
             logger = job_logger("app.reconciler", job_id=job.id, user_id=job.user_id, **where)
-            if lost.attempt >= job_type.max_attempts:
-                message = CUT_SHORT_ERROR.format(lost.attempt, job_type.max_attempts)
+            limit = job_type.retry_policy(self.settings.retry_policies).max_attempts
+            if lost.attempt >= limit:
+                message = CUT_SHORT_ERROR.format(lost.attempt, limit)
                 if lost.chunk is None:
                     failed = await self.store.fail(job.id, message, attempt=lost.attempt)
                 else:
@@ -83,13 +89,14 @@ class Reconciler:
                 if failed is not None:
                     logger.warning("last attempt %d cut short: failed and refunded", lost.attempt)
                     await self.events.publish(JobUpdate(failed.user_id, job_view(failed)))
+                    await dependencies.settle_dependents(self, failed)
                     handled += 1
                 continue
             task = task_for(
                 self.settings, job_type, job.id, lost.chunk, attempts_before=lost.attempt
             )
             try:
-                await self.queue.create_task(job_type.queue, task)
+                await self.queue.create_task(job_type.queue_for(job.priority), task)
             except TaskAlreadyExists:
                 continue  # handed over on an earlier pass; its delivery has not claimed yet
             except Exception:
@@ -108,6 +115,7 @@ class Reconciler:
                 "stuck in PROCESSING: failed and refunded"
             )
             await self.events.publish(JobUpdate(job.user_id, job_view(job)))
+            await dependencies.settle_dependents(self, job)
         return len(failed)
 
     def start(self) -> None:
