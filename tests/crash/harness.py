@@ -281,11 +281,14 @@ async def run_scenario(
     jobs: int,
     users: int = 8,
     busy_fraction: float = 0.2,
+    busy_processing: int = 1,
     recovery_limit: float = 60.0,
     rate: int = 50,
     env: dict[str, str] | None = None,
 ) -> Figures:
-    """One stop-and-restart run; the figures, with ``problems`` listing every broken promise."""
+    """One stop-and-restart run; the figures, with ``problems`` listing every broken promise.
+    The stop comes once ``busy_fraction`` of the jobs are final and at least
+    ``busy_processing`` are PROCESSING."""
     figures = Figures(db=db, queue=queue, stop=stop, jobs=jobs)
     folder.mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240 (once, before anything runs)
     port = free_port()
@@ -331,7 +334,8 @@ async def run_scenario(
             while time.monotonic() < deadline:
                 counts = await statuses(engine)
                 done = counts["COMPLETED"] + counts["FAILED"]
-                if done >= busy_fraction * (jobs + 1) and counts["PROCESSING"] > 0:
+                busy = counts["PROCESSING"] >= busy_processing
+                if done >= busy_fraction * (jobs + 1) and busy:
                     break
                 await asyncio.sleep(0.01)  # watching the database: there is no event to await
             figures.stop_seconds, figures.exit_code = await app.stop(stop)
