@@ -22,6 +22,7 @@ from app.jobs.provider_routes import provider_routes
 from app.jobs.reconciler import Reconciler
 from app.jobs.store import JobStore
 from app.jobs.types import JOB_TYPES, queue_configs
+from app.lifecycle import DRAIN, Drain
 from app.metrics import AppMetrics, MeteredJobEvents, add_metrics_route, metered_providers
 from app.migrate import migrate
 from app.openapi import openapi_routes
@@ -29,6 +30,7 @@ from app.outbound import OutboundHttp
 from app.providers.base import Providers
 from app.providers.registry import build_providers, remote_concurrency
 from app.realtime import SSE_ROUTE, LiveUpdates, SocketHandlers, sse_handler
+from app.realtime.socket_handlers import SocketLimits
 from app.services import SERVICES, Services
 from app.settings import Settings
 from app.storage import Storage, media_routes, open_storage
@@ -63,10 +65,12 @@ def create_app(
     the app then serves no live updates."""
     settings = settings or Settings()
     clock = clock or SystemClock()
+    drain = Drain(retry_after_seconds=settings.shutdown_retry_after_seconds)
     app = web.Application(
         client_max_size=settings.max_body_bytes,
-        middlewares=[cors_middleware(settings.cors_allowed_origins), json_errors],
+        middlewares=[drain.middleware, cors_middleware(settings.cors_allowed_origins), json_errors],
     )
+    app[DRAIN] = drain
     if database is None:
         database = open_database(settings.database_url, echo=settings.database_echo)
         app.cleanup_ctx.append(_database(database, owned=True))
@@ -90,7 +94,14 @@ def create_app(
     app[METRICS] = metrics
     if events is None:
         live = LiveUpdates(settings)
-        handlers = SocketHandlers(live.sio, store=store, users=users, storage=storage)
+        limits = SocketLimits(
+            auth_timeout=settings.socketio_auth_timeout_seconds,
+            max_connections=settings.socketio_max_connections,
+            max_per_user=settings.socketio_max_connections_per_user,
+        )
+        handlers = SocketHandlers(
+            live.sio, store=store, users=users, storage=storage, limits=limits
+        )
         _serve_live_updates(app, live, handlers)
         app.router.add_get(
             SSE_ROUTE, sse_handler(live.streams, store, settings.sse_heartbeat_seconds)

@@ -155,6 +155,11 @@ class Engine:
         self._tombstones.restore(state.task_tombstones, state.queue_tombstones)
         self._driver.start()
 
+    async def stop_dispatching(self) -> None:
+        """Start no new attempt from now on (the process is stopping): attempts already on
+        the wire run to their end and their outcomes are kept; ``close()`` follows."""
+        await self._driver.stop()
+
     async def close(self) -> None:
         if self._closed:
             return
