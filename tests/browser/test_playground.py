@@ -8,6 +8,7 @@ from playwright.async_api import Page, expect
 
 from tests.browser.app_server import RunningApp
 from tests.browser.chromium import BrowserLog
+from tests.browser.conftest import PHONE
 from tests.browser.playground_page import job_card, job_form, open_playground, show_form, submit
 
 
@@ -167,3 +168,46 @@ async def test_a_failed_jobs_error_is_shown_and_its_credits_come_back(
     )
     await expect(page.get_by_role("status")).to_contain_text("Upscale job failed")
     await expect(page.locator("#credits")).to_have_attribute("data-credits", "100")  # refunded
+
+
+async def test_keyboard_only_at_a_phone_width(page: Page, running_app: RunningApp) -> None:
+    await page.set_viewport_size(PHONE)  # type: ignore[arg-type]
+    await page.goto(running_app.base_url + "/")
+    await expect(page.locator("body")).to_have_attribute("data-ready", "true")
+    user = page.get_by_label("Sign in as")
+    await expect(user).to_be_focused()  # the page starts where the work starts
+    await page.keyboard.press("Control+a")
+    await page.keyboard.type("erin")
+    await page.keyboard.press("Enter")
+    await expect(page.locator("body")).to_have_attribute("data-user", "erin")
+
+    image_tab = page.get_by_role("tab", name="Image")
+    await image_tab.focus()
+    await page.keyboard.press("ArrowRight")
+    await expect(page.get_by_role("tab", name="Video")).to_be_focused()
+    await expect(page.get_by_role("tab", name="Video")).to_have_attribute("aria-selected", "true")
+    await page.keyboard.press("End")
+    await expect(page.get_by_role("tab", name="Batch")).to_be_focused()
+    await page.keyboard.press("Home")
+    await expect(image_tab).to_have_attribute("aria-selected", "true")
+
+    form = job_form(page, "image-generation")
+    await page.keyboard.press("Tab")  # into the panel: the prompt
+    await expect(form.get_by_label("Prompt")).to_be_focused()
+    await page.keyboard.press("Tab")
+    await expect(form.get_by_label("Model")).to_be_focused()
+    await form.get_by_label("Model").select_option("local")
+    await page.keyboard.press("Tab")
+    await page.keyboard.press("Control+a")
+    await page.keyboard.type("120")
+    await page.keyboard.press("Tab")
+    await page.keyboard.press("Control+a")
+    await page.keyboard.type("80")
+    async with page.expect_response(lambda r: r.url.endswith("/api/jobs/image-generation")) as made:
+        await page.keyboard.press("Enter")  # submits the form
+    job = await (await made.value).json()
+    card = job_card(page, job["jobId"])
+    await expect(card.locator(".badge")).to_have_text("Completed")
+    await expect(card.locator("img")).to_have_js_property("naturalWidth", 120)
+    width = await page.evaluate("document.documentElement.scrollWidth")
+    assert width <= PHONE["width"], f"{width}px of content on a {PHONE['width']}px screen"

@@ -229,10 +229,10 @@ function onTabKey(event) {
 }
 
 /**
- * Builds the tabs and forms. `onCreated(job, summary)` gets each 202's job; `openPicker(input)`
- * fills an image field from the user's results; `onSignedOut()` runs on a 401.
+ * Builds the tabs and forms. `onCreated(job, summary, title)` gets each 202's job;
+ * `openPicker(input)` fills an image field from the user's results.
  */
-export function buildForms(config, { onCreated, openPicker, notify }) {
+export function buildForms(config, { onCreated, openPicker }) {
   const tabs = document.getElementById("job-tabs");
   const holder = document.getElementById("job-forms");
   tabs.replaceChildren();
@@ -281,8 +281,7 @@ export function buildForms(config, { onCreated, openPicker, notify }) {
       form.setAttribute("aria-busy", "true");
       try {
         const job = await api.create(jobType.name, body);
-        onCreated(job, summarise(jobType.name, body));
-        notify(`${spec.title} job created: ${job.jobId}`);
+        onCreated(job, summarise(jobType.name, body), spec.title);
       } catch (error) {
         if (!(error instanceof ApiError)) throw error;
         if (error.status !== 401) showErrors(entry, error);

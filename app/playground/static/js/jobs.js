@@ -108,6 +108,11 @@ export class JobList {
     this.insert(entry);
     this.refreshEmpty();
     this.hooks.onNewJob?.(update);
+    if (!listed && isFinished(update)) this.statusChanged(update); // finished before we knew it
+  }
+
+  has(jobId) {
+    return this.jobs.has(jobId);
   }
 
   oldestShown() {

@@ -159,12 +159,13 @@ async function boot() {
     unfinished: () => jobs.unfinished(),
   });
   buildForms(config, {
-    onCreated: (job, summary) => {
+    onCreated: (job, summary, title) => {
+      // Its jobUpdate may have come first (a fast job): then that is the news, not this.
+      if (!jobs.has(job.jobId)) notify(`${title} job created: ${job.jobId}`);
       jobs.created(job, summary);
       refreshCredits();
     },
     openPicker,
-    notify,
   });
   $("refresh-jobs").addEventListener("click", () => jobs.reload());
   setUpSignIn();
