@@ -12,6 +12,7 @@ import base64
 import binascii
 import json
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
@@ -20,6 +21,8 @@ from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
 from app.auth import AuthError, bearer_token
+from app.jobs.cancel import JobAlreadyFinished, JobNotFound, cancel_job
+from app.jobs.contract import request_problems
 from app.jobs.credits import InsufficientCredits
 from app.jobs.processor import Processor
 from app.jobs.schemas import TaskPayload
@@ -71,6 +74,13 @@ def field_errors(exc: ValidationError) -> ApiError:
         message = error["msg"].removeprefix("Value error, ")
         fields.append({"field": location or "body", "message": message, "type": error["type"]})
     summary = "; ".join(f"{item['field']}: {item['message']}" for item in fields)
+    return ApiError(422, "validation_error", summary, fields)
+
+
+def problems_error(problems: dict[str, str]) -> ApiError:
+    """422 for checks made after the body's shape (``app.jobs.contract``)."""
+    fields = [{"field": f, "message": m, "type": "value_error"} for f, m in problems.items()]
+    summary = "; ".join(f"{f}: {m}" for f, m in problems.items())
     return ApiError(422, "validation_error", summary, fields)
 
 
@@ -180,6 +190,9 @@ def _job_type_route(job_type: JobType[Any]) -> Callable[[web.Request], Awaitable
     async def create(request: web.Request) -> web.Response:
         user_id = await authenticated_user(request)
         body = await json_body(request, job_type.request)
+        problems = request_problems(request.app[SERVICES], job_type, body)
+        if problems:
+            raise problems_error(problems)
         try:
             job = await submit_job(request.app[SERVICES], user_id, job_type, body)
         except InsufficientCredits as error:
@@ -223,22 +236,60 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
 def _limit(raw: str | None) -> int:
     if raw is None:
         return DEFAULT_LIMIT
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
+    # ASCII digits only: str.isdigit() also takes '²', '①' and '٣'.
+    if re.fullmatch(r"[0-9]{1,3}", raw) is None or not 1 <= int(raw) <= MAX_LIMIT:
         raise field_error("limit", f"must be an integer from 1 to {MAX_LIMIT}", "value_error")
     return int(raw)
+
+
+async def _cursor_position(request: web.Request, user_id: str, cursor: str) -> tuple[datetime, str]:
+    """Where a page starts: after the job whose id is ``cursor`` (the seed's cursor, which
+    ``nextCursor`` always is), or, for clients holding one, after an older opaque cursor."""
+    if len(cursor) <= MAX_JOB_ID_LENGTH:
+        job = await request.app[SERVICES].store.get_user_job(user_id, cursor)
+        if job is not None:
+            return job.created_at, job.id
+    try:
+        return decode_cursor(cursor)
+    except ApiError:
+        raise field_error(
+            "cursor",
+            "must be the id of one of your jobs (a previous page's nextCursor)",
+            "value_error",
+        ) from None
 
 
 async def list_jobs(request: web.Request) -> web.Response:
     user_id = await authenticated_user(request)
     limit = _limit(request.query.get("limit"))
     cursor = request.query.get("cursor")
-    after = decode_cursor(cursor) if cursor else None
+    after = await _cursor_position(request, user_id, cursor) if cursor else None
     rows = await request.app[SERVICES].store.list_jobs(user_id, limit=limit + 1, after=after)
     page, more = rows[:limit], len(rows) > limit
-    next_cursor = encode_cursor(page[-1].created_at, page[-1].id) if more and page else None
+    next_cursor = page[-1].id if more and page else None
     storage = request.app[SERVICES].storage
     views = await asyncio.gather(*(signed_job_view(row, storage) for row in page))
     return web.json_response({"jobs": views, "nextCursor": next_cursor})
+
+
+async def cancel(request: web.Request) -> web.Response:
+    """``POST /api/jobs/{jobId}/cancel``: the job ``CANCELLED`` (200), 404 for an unknown or
+    another user's job, 409 naming the status of a finished one (``app.jobs.cancel``)."""
+    user_id = await authenticated_user(request)
+    job_id = request.match_info["job_id"]
+    if len(job_id) > MAX_JOB_ID_LENGTH:
+        raise ApiError(404, "not_found", f"no job {job_id!r}")
+    services = request.app[SERVICES]
+    try:
+        job = await cancel_job(services, job_id, user_id=user_id)
+    except JobNotFound:
+        raise ApiError(404, "not_found", f"no job {job_id!r}") from None
+    except JobAlreadyFinished as finished:
+        return web.json_response(
+            {"error": "job_finished", "message": str(finished), "status": finished.status},
+            status=409,
+        )
+    return web.json_response(await signed_job_view(job, services.storage))
 
 
 async def me(request: web.Request) -> web.Response:
@@ -290,7 +341,7 @@ async def handle_task(request: web.Request) -> web.Response:
             status=400,
         )
     outcome = await Processor(services).process(job_type, delivery, payload)
-    return web.json_response(outcome.body, status=outcome.status)
+    return web.json_response(outcome.body, status=outcome.status, headers=outcome.headers)
 
 
 def api_routes() -> list[web.RouteDef]:
@@ -302,6 +353,7 @@ def api_routes() -> list[web.RouteDef]:
         web.get("/api/jobs", list_jobs),
         web.get("/api/jobs/{job_id}", get_job),
         web.post("/api/jobs/{job_id}", unknown_job_type),
+        web.post("/api/jobs/{job_id}/cancel", cancel),
         web.get("/api/me", me),
         web.get("/healthz", health),
         web.post("/internal/tasks/{type}", handle_task),

@@ -18,6 +18,7 @@ from app.api import api_routes, cors_middleware, json_errors
 from app.auth import InternalAuthenticator, UserAuthenticator
 from app.db import Database, open_database
 from app.events import JobEvents
+from app.jobs.provider_routes import provider_routes
 from app.jobs.reconciler import Reconciler
 from app.jobs.store import JobStore
 from app.jobs.types import JOB_TYPES, queue_config
@@ -25,7 +26,7 @@ from app.migrate import migrate
 from app.outbound import OutboundHttp
 from app.playground import add_playground
 from app.providers.base import Providers
-from app.providers.registry import build_providers
+from app.providers.registry import build_providers, remote_concurrency
 from app.realtime import SSE_ROUTE, LiveUpdates, SocketHandlers, sse_handler
 from app.services import SERVICES, Services
 from app.settings import Settings
@@ -94,7 +95,7 @@ def create_app(
         store=store,
         queue=task_queue,
         events=events,
-        providers=providers or build_providers(settings),
+        providers=providers or build_providers(settings, outbound=outbound, clock=clock),
         storage=storage,
         users=users,
         internal=InternalAuthenticator(settings),
@@ -103,6 +104,7 @@ def create_app(
     app[RECONCILER] = reconciler
     app.cleanup_ctx.append(_running(reconciler, settings, database))
     app.add_routes(api_routes())
+    app.add_routes(provider_routes())
     app.add_routes(media_routes(storage))
     console = _mount_emulator_console(app, task_queue, settings)
     add_playground(app, settings, console_path=EMULATOR_CONSOLE_PATH if console else None)
@@ -176,12 +178,16 @@ def _queues(queue: TaskQueue, settings: Settings, *, owned: bool) -> Lifetime:
 
     async def lifetime(app: web.Application) -> AsyncIterator[None]:
         try:
+            providers = app[SERVICES].providers
             for job_type in JOB_TYPES.values():
+                concurrency = settings.queue_max_concurrent_dispatches
+                # A remote provider's own concurrency caps its queue's dispatches in flight.
+                cap = remote_concurrency(settings, providers, job_type.name)
                 await queue.ensure_queue(
                     queue_config(
                         job_type,
                         max_dispatches_per_second=settings.queue_max_dispatches_per_second,
-                        max_concurrent_dispatches=settings.queue_max_concurrent_dispatches,
+                        max_concurrent_dispatches=min(concurrency, cap or concurrency),
                     )
                 )
             yield

@@ -99,6 +99,17 @@ class Settings(BaseSettings):
     bfl_max_concurrency: int = Field(24, ge=1, le=1000)
     runwayml_max_concurrency: int = Field(2, ge=1, le=1000)
     replicate_max_concurrency: int = Field(10, ge=1, le=1000)
+    provider_webhooks: bool = Field(
+        False,
+        description="Ask BFL and Replicate to call POST /internal/providers/{provider}/webhook "
+        "when a task ends (API_BASE_URL must be reachable from them). Polling stays the source "
+        "of truth; a webhook only makes the next poll happen now.",
+    )
+    replicate_webhook_secret: SecretStr | None = Field(
+        None,
+        description="The account's webhook signing secret (whsec_..., from GET "
+        "/v1/webhooks/default/secret); Replicate webhooks are requested only when it is set.",
+    )
 
     # Storage and source images.
     storage_url: str | None = Field(
@@ -129,6 +140,11 @@ class Settings(BaseSettings):
     )
     source_fetch_allow_private: bool = Field(
         False, description="Allow source image URLs on private/loopback addresses (dev only)."
+    )
+    fetch_allow_hosts: Annotated[list[str], NoDecode] = Field(
+        [],
+        description="Hosts (host, or host:port) exempt from the private-address refusal of "
+        "every outbound fetch (source images, webhooks, provider results): comma-separated.",
     )
     source_fetch_max_bytes: int = Field(20 * 1024 * 1024, ge=1)
     source_fetch_timeout_seconds: float = Field(15.0, gt=0)
@@ -180,6 +196,21 @@ class Settings(BaseSettings):
             value = [origin.strip() for origin in value.split(",")]
         if isinstance(value, list):
             return [origin for origin in value if origin] or ["*"]
+        return value
+
+    @field_validator("fetch_allow_hosts", mode="before")
+    @classmethod
+    def _split_allow_hosts(cls, value: object) -> object:
+        """A comma-separated list; each entry must be ``host`` or ``host:port``."""
+        from app.providers.guard import parse_allow_host
+
+        if isinstance(value, str):
+            value = [entry.strip() for entry in value.split(",")]
+        if isinstance(value, list):
+            entries = [entry for entry in value if isinstance(entry, str) and entry.strip()]
+            for entry in entries:
+                parse_allow_host(entry)  # a ValueError names the bad entry
+            return entries
         return value
 
     @field_validator("storage_url")

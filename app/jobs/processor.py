@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from app.events import JobUpdate
+from app.jobs.cancel import JobCancelled, raise_if_cancelled
 from app.jobs.handlers import HandlerContext, HandlerTask
+from app.jobs.provider_polling import AwaitingProvider, RemoteJobs, retry_after_headers
 from app.jobs.records import Claim, JobRecord
 from app.jobs.schemas import TaskPayload
 from app.jobs.store import JobStore
@@ -40,6 +42,7 @@ class Outcome:
 
     status: int
     body: dict[str, Any]
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 def _ack(result: str, **details: Any) -> Outcome:
@@ -157,6 +160,7 @@ class Processor:
         self.services = services
         self.store = services.store
         self.ctx = HandlerContext(services.settings, services.providers, services.storage)
+        self.remote = RemoteJobs(services)
 
     async def publish(self, job: JobRecord | None) -> None:
         if job is not None:
@@ -200,12 +204,26 @@ class Processor:
             await self.publish(job)
 
         async def report(value: int) -> None:
-            await self.publish(await work.progress(value))
+            moved = await work.progress(value)
+            if moved is None:  # no longer this attempt's: a safe point to stop if cancelled
+                await raise_if_cancelled(self.services, job.id)
+            await self.publish(moved)
 
         task = HandlerTask(job.id, dict(job.params), work.chunk, report)
+        remote = work.chunk is None and self.remote.adapter_for(job.type, job.params) is not None
         try:
             async with asyncio.timeout(job_type.run_timeout.total_seconds()):
-                result = await job_type.handler(self.ctx, task)
+                if remote:
+                    # Submits (or adopts) the provider task; poll tasks finish the job.
+                    result = await self.remote.start(job_type, job, delivery.attempt)
+                else:
+                    result = await job_type.handler(self.ctx, task)
+        except JobCancelled:
+            logger.info("stopped: the job was cancelled")
+            return _ack("cancelled")
+        except AwaitingProvider as waiting:
+            logger.info("provider task %s: polling on the queue", waiting.task_id)
+            return _ack("awaiting_provider", adopted=waiting.adopted)
         except Exception as error:
             message, retryable = _describe(error, job_type, logger)
             attempt = delivery.attempt
@@ -213,7 +231,9 @@ class Processor:
                 logger.warning(
                     "attempt %d/%d failed, will retry: %s", attempt, job_type.max_attempts, message
                 )
-                return Outcome(503, {"error": "retryable", "message": message, "attempt": attempt})
+                body = {"error": "retryable", "message": message, "attempt": attempt}
+                headers = retry_after_headers(error) if isinstance(error, ProviderError) else {}
+                return Outcome(503, body, headers)
             logger.warning("job failed for good on attempt %d: %s", attempt, message)
             await self.publish(await work.fail(message))
             return _ack("failed", error=message)

@@ -5,8 +5,9 @@ Import from here: the errors a handler classifies, the protocols a backend imple
 ``app.providers.fetch`` reads a job's source image (safely: the URL comes from a user).
 
 The remote adapters (``bfl``, ``runway``, ``replicate``, on the shared ``http`` helper) speak
-the submit / poll / download / cancel protocol of ``base.RemoteTaskProvider``; they are not in
-the registry yet, so every provider name is still served by the local renderers.
+the submit / poll / download / cancel protocol of ``base.RemoteTaskProvider``; the registry
+serves a seed name with its adapter when that provider's credential is set (``Providers.remote``),
+and ``app.jobs.provider_polling`` runs them on the queue.
 """
 
 from app.providers.base import (

@@ -13,9 +13,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Protocol, TypeVar, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
+
+if TYPE_CHECKING:
+    from app.jobs.records import JobRecord
 
 __all__ = [
+    "CancellableProvider",
     "ErrorCode",
     "ImageTaskRequest",
     "ProviderOutput",
@@ -28,11 +32,13 @@ __all__ = [
     "TaskState",
     "UpscaleTaskRequest",
     "VideoTaskRequest",
+    "Webhook",
     "ImageProvider",
     "PermanentProviderError",
     "ProviderError",
     "Providers",
     "RetryableProviderError",
+    "StopsAtReports",
     "UpscaleProvider",
     "VideoProvider",
 ]
@@ -111,8 +117,11 @@ class VideoProvider(Protocol):
         height: int,
         image: bytes | None,
         model: str,
+        seed: int | None = None,
+        last_image: bytes | None = None,
     ) -> tuple[bytes, str]:
-        """Return ``(data, mime_type)``: a ``duration_seconds`` clip of ``width`` x ``height``.
+        """Return ``(data, mime_type)``: a ``duration_seconds`` clip of ``width`` x ``height``,
+        starting on ``image`` (and ending on ``last_image``) where given.
 
         The mime type travels with the bytes because backends differ (the local one makes
         ``image/webp`` animations, remote ones ``video/mp4``) and storage must serve it right.
@@ -124,7 +133,9 @@ class VideoProvider(Protocol):
 class UpscaleProvider(Protocol):
     """Enlarges an existing image."""
 
-    async def upscale(self, *, image: bytes, scale: int, model: str) -> bytes:
+    async def upscale(
+        self, *, image: bytes, scale: int, model: str, face_enhance: bool = False
+    ) -> bytes:
         """Return PNG bytes of the image enlarged ``scale`` times on each side."""
         ...
 
@@ -140,6 +151,14 @@ class Providers:
     image: dict[str, ImageProvider] = field(default_factory=dict)
     video: dict[str, VideoProvider] = field(default_factory=dict)
     upscale: dict[str, UpscaleProvider] = field(default_factory=dict)
+    remote: dict[str, RemoteTaskProvider[Any]] = field(default_factory=dict)
+    """Provider names served by a remote adapter (submit / poll on the queue), keyed by the
+    name a job request uses (``bfl``, ``runway``, ``upscale``); such a name is looked up here
+    before the local tables."""
+
+    def remote_provider(self, name: str) -> RemoteTaskProvider[Any] | None:
+        """The remote adapter serving ``name``, or ``None`` when it is served locally."""
+        return self.remote.get(name)
 
     def image_provider(self, name: str) -> ImageProvider:
         """The image provider called ``name``; an unknown name is a permanent job error."""
@@ -148,6 +167,15 @@ class Providers:
     def video_provider(self, name: str) -> VideoProvider:
         """The video provider called ``name``; an unknown name is a permanent job error."""
         return _lookup(self.video, name, "video")
+
+    def capabilities(self, kind: str, name: str, model: str) -> Any:
+        """What the provider serving ``name`` (of ``kind``: ``image``, ``video``, ``upscale``)
+        declares for ``model`` (a ``ModelCapabilities``), or ``None`` when it declares
+        nothing. A backend declares with a ``capabilities`` mapping of model -> capabilities
+        (the adapters' ``CAPABILITIES``)."""
+        table: Mapping[str, object] = getattr(self, kind, {})
+        declared = getattr(table.get(name), "capabilities", None)
+        return declared.get(model) if isinstance(declared, Mapping) else None
 
     def upscale_provider(self, name: str) -> UpscaleProvider:
         """The upscale provider called ``name``; an unknown name is a permanent job error."""
@@ -221,6 +249,16 @@ class SourceImage:
 
 
 @dataclass(frozen=True, slots=True)
+class Webhook:
+    """Where the provider should call back when the task ends (providers that offer it), and
+    the per-task secret we hand it (BFL's ``webhook_secret``; Replicate signs with the
+    account's secret instead, so ``secret`` is unused there)."""
+
+    url: str
+    secret: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class ImageTaskRequest:
     model: str
     prompt: str
@@ -229,6 +267,7 @@ class ImageTaskRequest:
     seed: int | None = None
     images: tuple[SourceImage, ...] = ()
     options: Mapping[str, Any] = field(default_factory=dict)
+    webhook: Webhook | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,6 +288,7 @@ class UpscaleTaskRequest:
     image: SourceImage
     scale: int
     face_enhance: bool = False
+    webhook: Webhook | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -340,3 +380,26 @@ class RemoteTaskProvider(Protocol[RequestT_contra]):
     async def cancel(self, task: ProviderTask) -> bool:
         """Ask the provider to stop; ``False`` when it has no cancel (BFL)."""
         ...
+
+
+@runtime_checkable
+class CancellableProvider(Protocol):
+    """A provider that can stop work it started for a job (the cancel hook).
+
+    ``app.jobs.cancel.cancel_job`` calls it once, after the job was cancelled (committed,
+    refunded) while ``PROCESSING``; ``job`` is the job as it was just before the cancel, so a
+    remote adapter finds the provider task it kept on it and cancels it
+    (:meth:`RemoteTaskProvider.cancel`). Local providers stop at their next progress report
+    instead and implement this as a no-op. A failure here is logged, never raised to the
+    user: the job is cancelled whatever the provider does.
+    """
+
+    async def cancel_job(self, job: JobRecord) -> None: ...
+
+
+class StopsAtReports:
+    """:class:`CancellableProvider` for providers whose work is all in-process: nothing
+    remote to cancel, the handler stops at its next progress report."""
+
+    async def cancel_job(self, job: JobRecord) -> None:
+        return None

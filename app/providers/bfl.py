@@ -234,6 +234,10 @@ def _body(caps: ModelCapabilities, request: ImageTaskRequest) -> dict[str, Any]:
         body["safety_tolerance"] = options["safetyTolerance"]
     if "promptUpsampling" in options:
         body["prompt_upsampling"] = options["promptUpsampling"]
+    if request.webhook is not None:
+        body["webhook_url"] = request.webhook.url
+        if request.webhook.secret:
+            body["webhook_secret"] = request.webhook.secret
     if caps.model == "flux-1.1-pro":
         body["width"], body["height"] = request.width, request.height
         return body

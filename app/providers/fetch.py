@@ -6,12 +6,14 @@ naive ``GET`` would let anyone read cloud metadata (``169.254.169.254``), admin 
 
 * Our own ``/media/`` URLs are read straight from storage: no HTTP, no address checks, and a
   generated image can be upscaled or animated even when the service cannot reach itself.
-* Only ``http``/``https``, no credentials in the URL.
-* The host is resolved once, every address is checked (private, loopback, link-local,
-  multicast, reserved, unspecified, shared, and IPv6 forms embedding such IPv4 addresses), and
-  the connection goes to the address that was checked (the URL is rewritten to the IP, with
-  the original ``Host`` header and TLS server name). A second DNS answer cannot sneak in
-  (DNS rebinding).
+* Only ``http``/``https``, no credentials in the URL, parsed by the same parser that
+  validates job requests (``app.providers.urls``).
+* The address policy is the app's one :class:`~app.providers.guard.FetchGuard`
+  (``FETCH_ALLOW_HOSTS`` exempts chosen hosts). The host is resolved once, every address is
+  checked (private, loopback, link-local, multicast, reserved, unspecified, shared, and IPv6
+  forms embedding such IPv4 addresses), and the connection goes to the address that was
+  checked (the URL is rewritten to the IP, with the original ``Host`` header and TLS server
+  name). A second DNS answer cannot sneak in (DNS rebinding).
 * Redirects are followed by hand, at most :data:`MAX_REDIRECTS`, each hop checked again.
 * The body is streamed and abandoned past ``max_bytes``; the whole fetch has one deadline.
 
@@ -23,60 +25,27 @@ Every failure is a :class:`~app.providers.base.ProviderError` with a message fit
 from __future__ import annotations
 
 import asyncio
-import ipaddress
-import socket
-from typing import Any
 
 import aiohttp
 from yarl import URL
 
 from app.providers.base import PermanentProviderError, ProviderError, RetryableProviderError
+from app.providers.guard import (
+    MAX_ADDRESSES_TRIED,
+    FetchGuard,
+    IPAddress,
+    is_forbidden_address,
+    pinned_request_args,
+)
 from app.storage import InvalidStorageKey, MediaURLResolver, Storage, StorageNotFound
 
-__all__ = ["MAX_REDIRECTS", "fetch_source_image", "is_forbidden_address"]
+__all__ = ["MAX_REDIRECTS", "FetchGuard", "fetch_source_image", "is_forbidden_address"]
 
 MAX_REDIRECTS = 5
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _RETRYABLE_STATUS = frozenset({408, 425, 429})
 _CHUNK = 64 * 1024
-_MAX_ADDRESSES_TRIED = 3
 _USER_AGENT = "daygen-queue/0.1 (source image fetch)"
-
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
-
-
-def is_forbidden_address(ip: IPAddress) -> bool:
-    """Whether a source fetch may not connect to ``ip`` (anything but a public unicast address).
-
-    IPv6 addresses that embed an IPv4 one (mapped ``::ffff:a.b.c.d``, 6to4, Teredo, NAT64) are
-    judged by the embedded address too, so ``::ffff:127.0.0.1`` is loopback.
-    """
-    if isinstance(ip, ipaddress.IPv6Address):
-        if ip.ipv4_mapped is not None:  # the socket really talks IPv4 to this address
-            return is_forbidden_address(ip.ipv4_mapped)
-        embedded: list[ipaddress.IPv4Address] = []
-        if ip.sixtofour is not None:
-            embedded.append(ip.sixtofour)
-        if ip.teredo is not None:
-            embedded.extend(ip.teredo)
-        if ip in _NAT64:
-            embedded.append(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF))
-        if any(is_forbidden_address(v4) for v4 in embedded):
-            return True
-        if ip.is_site_local:
-            return True
-    return (
-        not ip.is_global
-        or ip.is_private
-        or ip.is_loopback
-        or ip.is_link_local
-        or ip.is_multicast
-        or ip.is_reserved
-        or ip.is_unspecified
-    )
-
-
-_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
 
 
 async def fetch_source_image(
@@ -87,11 +56,14 @@ async def fetch_source_image(
     max_bytes: int = 20 * 1024 * 1024,
     timeout: float = 15.0,  # part of the contract; enforced with asyncio.timeout
     session: aiohttp.ClientSession | None = None,
+    guard: FetchGuard | None = None,
 ) -> bytes:
     """The bytes behind a job's source image URL, fetched safely (see the module docstring).
 
-    ``allow_private`` lifts the address checks (development, tests against a local server);
-    the scheme, size, redirect and time limits still apply. A ``session`` passed in is used
+    ``guard`` (``FetchGuard.from_settings``) decides which hosts may be on private
+    addresses (``FETCH_ALLOW_HOSTS``); ``allow_private`` lifts the address checks for every
+    host (development, tests against a local server). The scheme, syntax, size, redirect and
+    time limits always apply. A ``session`` passed in is used
     as is and not closed; it should not use an HTTP proxy (``trust_env``), which would resolve
     hosts itself. Raises :class:`~app.providers.base.PermanentProviderError` or
     :class:`~app.providers.base.RetryableProviderError`.
@@ -101,7 +73,7 @@ async def fetch_source_image(
             return await _fetch(
                 url,
                 storage=storage,
-                allow_private=allow_private,
+                guard=_guard(guard, allow_private),
                 max_bytes=max_bytes,
                 session=session,
             )
@@ -115,23 +87,23 @@ async def _fetch(
     url: str,
     *,
     storage: Storage,
-    allow_private: bool,
+    guard: FetchGuard,
     max_bytes: int,
     session: aiohttp.ClientSession | None,
 ) -> bytes:
     own_session = session is None
     if session is None:
         session = aiohttp.ClientSession(
-            trust_env=False, connector=aiohttp.TCPConnector(limit=_MAX_ADDRESSES_TRIED)
+            trust_env=False, connector=aiohttp.TCPConnector(limit=MAX_ADDRESSES_TRIED)
         )
     try:
         current = url
         for _hop in range(MAX_REDIRECTS + 1):
+            target = _parse(current)  # first: storage's own URL matching assumes a valid URL
             key = _own_key(storage, current)
             if key is not None:
                 return await _load_own(storage, key, max_bytes)
-            target = _parse(current)
-            addresses = await _resolve(target, allow_private)
+            addresses = await guard.addresses(target, what="source image")
             location = await _get(session, target, addresses, max_bytes)
             if isinstance(location, bytes):
                 return location
@@ -160,60 +132,23 @@ async def _load_own(storage: Storage, key: str, max_bytes: int) -> bytes:
     return data
 
 
+def _guard(guard: FetchGuard | None, allow_private: bool) -> FetchGuard:
+    if guard is None:
+        return FetchGuard(allow_private=allow_private)
+    if allow_private and not guard.allow_private:
+        return FetchGuard(guard.allow_hosts, allow_private=True)
+    return guard
+
+
 def _parse(url: str) -> URL:
-    try:
-        target = URL(url)
-    except (ValueError, TypeError) as exc:
-        raise PermanentProviderError(f"source image URL is invalid: {exc}") from None
-    if target.scheme not in ("http", "https"):
+    """The URL parsed by the one parser (``app.providers.urls``): a redirect's target is held
+    to the same rules as the URL the job was created with."""
+    scheme = url.partition(":")[0].lower() if ":" in url else ""
+    if scheme not in ("http", "https"):
         raise PermanentProviderError(
-            f"source image URL must use http or https, not {target.scheme or 'no scheme'!r}"
+            f"source image URL must use http or https, not {scheme or 'no scheme'!r}"
         )
-    if not target.host:
-        raise PermanentProviderError(f"source image URL has no host: {_redact(url)}")
-    if target.user is not None or target.password is not None:
-        raise PermanentProviderError("source image URL must not contain credentials")
-    return target
-
-
-async def _resolve(target: URL, allow_private: bool) -> list[IPAddress]:
-    """Every address of the target host, refusing the lot if any of them is forbidden."""
-    host = target.host
-    assert host is not None  # checked by _parse
-    try:
-        addresses: list[IPAddress] = [ipaddress.ip_address(host)]
-    except ValueError:
-        addresses = await _lookup(host, target.port)
-    if not allow_private:
-        for ip in addresses:
-            if is_forbidden_address(ip):
-                raise PermanentProviderError(
-                    f"source image address is private or reserved ({host} -> {ip});"
-                    " refusing to fetch it"
-                )
-    return addresses
-
-
-async def _lookup(host: str, port: int | None) -> list[IPAddress]:
-    loop = asyncio.get_running_loop()
-    try:
-        infos = await loop.getaddrinfo(host, port or 0, type=socket.SOCK_STREAM)
-    except socket.gaierror as exc:
-        if exc.errno == socket.EAI_AGAIN:
-            raise RetryableProviderError(
-                f"source image host {host!r} could not be resolved right now: {exc.strerror}"
-            ) from None
-        raise PermanentProviderError(
-            f"source image unreachable: host {host!r} cannot be resolved ({exc.strerror})"
-        ) from None
-    addresses: list[IPAddress] = []
-    for _family, _type, _proto, _canon, sockaddr in infos:
-        ip = ipaddress.ip_address(str(sockaddr[0]).split("%", 1)[0])
-        if ip not in addresses:
-            addresses.append(ip)
-    if not addresses:
-        raise PermanentProviderError(f"source image unreachable: host {host!r} has no address")
-    return addresses
+    return FetchGuard(allow_private=True).check_url(url, what="source image URL")
 
 
 async def _get(
@@ -221,18 +156,13 @@ async def _get(
 ) -> bytes | str:
     """GET ``target`` through the checked addresses: the body, or the next URL of a redirect."""
     last_error: Exception | None = None
-    for ip in addresses[:_MAX_ADDRESSES_TRIED]:
-        pinned = target.with_host(str(ip))
-        kwargs: dict[str, Any] = {
-            "headers": {
-                "Host": target.host_port_subcomponent or str(target.host),
-                "Accept": "image/*, */*;q=0.5",
-                "User-Agent": _USER_AGENT,
-            },
-            "allow_redirects": False,
+    for ip in addresses[:MAX_ADDRESSES_TRIED]:
+        pinned, kwargs = pinned_request_args(target, ip)
+        kwargs["headers"] = {
+            "Host": target.host_port_subcomponent or str(target.host),
+            "Accept": "image/*, */*;q=0.5",
+            "User-Agent": _USER_AGENT,
         }
-        if target.scheme == "https":
-            kwargs["server_hostname"] = target.host
         try:
             async with session.get(pinned, **kwargs) as resp:
                 return await _read(resp, target, max_bytes)

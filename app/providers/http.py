@@ -35,6 +35,7 @@ from app.providers.base import (
     ProviderOutput,
     RetryableProviderError,
 )
+from app.providers.guard import FetchGuard
 
 __all__ = ["HostPolicy", "PollSchedule", "ProviderHttp", "ProviderResponse", "parse_retry_after"]
 
@@ -138,6 +139,7 @@ class ProviderHttp:
         headers: Mapping[str, str] | None = None,
         timeout: float = 30.0,
         max_download_bytes: int = 512 * 1024 * 1024,
+        guard: FetchGuard | None = None,
     ) -> None:
         self.provider = provider
         self.base_url = URL(base_url.rstrip("/"))
@@ -147,6 +149,9 @@ class ProviderHttp:
         self._headers = dict(headers or {})
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self.max_download_bytes = max_download_bytes
+        self.guard = guard
+        """When set, result downloads go through it (``FETCH_ALLOW_HOSTS``, private-address
+        refusal, every redirect checked); result links are chosen by the provider."""
 
     def url(self, path: str) -> URL:
         """``path`` under the configured base URL."""
@@ -250,10 +255,15 @@ class ProviderHttp:
         """GET a result file with no credential; a dead link is ``RESULT_EXPIRED``
         (retryable: polling again yields a fresh link where the provider has one)."""
         limit = self.max_download_bytes
+        timeout = aiohttp.ClientTimeout(total=300)
+        session = self._outbound.session
+        opened = (
+            session.get(url, timeout=timeout, allow_redirects=True)
+            if self.guard is None
+            else self.guard.request(session, "GET", url, timeout=timeout, what="result URL")
+        )
         try:
-            async with self._outbound.session.get(
-                url, timeout=aiohttp.ClientTimeout(total=300), allow_redirects=True
-            ) as response:
+            async with opened as response:
                 if response.status in (403, 404, 410):
                     log.warning("%s result link answered HTTP %s", self.provider, response.status)
                     raise RetryableProviderError(

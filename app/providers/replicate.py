@@ -113,7 +113,7 @@ class ReplicateProvider:
             raise PermanentProviderError(
                 f"replicate has no model {request.model!r}", code=ErrorCode.INVALID_REQUEST
             )
-        body = {
+        body: dict[str, Any] = {
             "version": self.version,
             "input": {
                 "image": _image(request.image),
@@ -121,6 +121,9 @@ class ReplicateProvider:
                 "face_enhance": request.face_enhance,
             },
         }
+        if request.webhook is not None:
+            body["webhook"] = request.webhook.url
+            body["webhook_events_filter"] = ["completed"]
         headers = {}
         if self.prefer_wait_seconds > 0:
             headers["Prefer"] = f"wait={self.prefer_wait_seconds}"

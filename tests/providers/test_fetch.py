@@ -25,7 +25,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from app.providers import PermanentProviderError, RetryableProviderError
-from app.providers import fetch as fetch_module
+from app.providers import guard as guard_module
 from app.providers.fetch import fetch_source_image, is_forbidden_address
 from app.storage import LocalStorage
 from tests.providers.conftest import BASE_URL, NoNetworkSession, ServeFn, png_bytes
@@ -138,13 +138,20 @@ async def test_own_media_larger_than_the_limit_is_refused(storage: LocalStorage)
         "http://[2002:7f00:1::1]/x.png",
         "http://[64:ff9b::a9fe:a9fe]/x.png",
         "http://localhost/x.png",
-        "http://2130706433/x.png",
-        "http://0x7f000001/x.png",
         "https://localhost:8443/x.png",
     ],
 )
 async def test_private_and_reserved_addresses_are_refused(storage: LocalStorage, url: str) -> None:
     with pytest.raises(PermanentProviderError, match="private or reserved") as err:
+        await fetch(url, storage, session=NoNetworkSession())
+    assert err.value.retryable is False
+
+
+@pytest.mark.parametrize("url", ["http://2130706433/x.png", "http://0x7f000001/x.png"])
+async def test_addresses_in_disguise_are_refused_by_the_parser(
+    storage: LocalStorage, url: str
+) -> None:
+    with pytest.raises(PermanentProviderError, match="not a valid IPv4 address") as err:
         await fetch(url, storage, session=NoNetworkSession())
     assert err.value.retryable is False
 
@@ -202,7 +209,7 @@ async def test_redirects_are_followed_and_each_hop_is_checked(
     # Treat 127.0.0.1 (the test origin) as public so the redirect target is what gets judged.
     real = is_forbidden_address
     monkeypatch.setattr(
-        fetch_module,
+        guard_module,
         "is_forbidden_address",
         lambda ip: ip != ipaddress.ip_address("127.0.0.1") and real(ip),
     )

@@ -1,4 +1,5 @@
-"""build_providers serves every seed provider name locally (real adapters have not landed)."""
+"""build_providers: every seed name local by default, a real adapter where its credential is set
+(and the app's outbound session is given), local again with LOCAL_PROVIDERS_ONLY."""
 
 from __future__ import annotations
 
@@ -41,7 +42,34 @@ def test_unknown_provider_name_is_a_permanent_error() -> None:
     assert isinstance(build_providers().video_provider("runway"), LocalVideoProvider)
 
 
-def test_credential_without_an_adapter_keeps_local_and_warns(
+async def test_credentials_select_the_real_adapters_and_nothing_else() -> None:
+    from app.outbound import OutboundHttp
+    from app.providers.bfl import BflProvider
+    from app.providers.replicate import ReplicateProvider
+    from app.providers.runway import RunwayProvider
+
+    outbound = OutboundHttp()
+    settings = Settings(
+        app_env="test",
+        bfl_api_key="bfl_k",
+        runway_api_key="key_old_name",
+        replicate_api_token="r8_t",
+        replicate_upscale_version="0" * 64,
+    )
+    providers = build_providers(settings, outbound=outbound)
+    assert isinstance(providers.remote["bfl"], BflProvider)
+    assert isinstance(providers.remote["runway"], RunwayProvider)  # RUNWAY_API_KEY still read
+    upscale = providers.remote["upscale"]
+    assert isinstance(upscale, ReplicateProvider) and upscale.version == "0" * 64
+    assert providers.remote_provider("local") is None
+    only_bfl = build_providers(Settings(app_env="test", bfl_api_key="k"), outbound=outbound)
+    assert set(only_bfl.remote) == {"bfl"}
+    forced = Settings(app_env="test", bfl_api_key="k", local_providers_only=True)
+    assert build_providers(forced, outbound=outbound).remote == {}
+    await outbound.close()
+
+
+def test_credential_without_an_outbound_session_keeps_local_and_warns(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     settings = Settings(app_env="test", bfl_api_key="sk-test", runway_api_key="")

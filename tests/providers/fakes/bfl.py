@@ -11,7 +11,10 @@ name another host, as BFL's global endpoint does.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import io
+import json
 import uuid
 from collections import deque
 from collections.abc import Iterable
@@ -19,6 +22,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
+import aiohttp
 from aiohttp import web
 from PIL import Image
 
@@ -75,6 +79,31 @@ class FakeBfl(FakeServer):
     def script(self, *statuses: str) -> None:
         """Statuses the next submitted task reports, one per poll (the last one repeats)."""
         self._scripts.append(steps(statuses, self.default_script))
+
+    def finish(self, task_id: str, status: str = "Ready") -> None:
+        """End a task now: its next poll (and its webhook) report ``status``."""
+        self.tasks[task_id].script = deque([status])
+
+    async def send_webhook(self, task_id: str, *, secret: str | None = None) -> int:
+        """POST the task's outcome to its ``webhook_url`` as BFL's skills describe it:
+        ``{id, status, result}`` signed ``X-BFL-Signature: sha256=<hex HMAC(secret, body)>``
+        with the ``webhook_secret`` it was given (or ``secret``). Returns the HTTP status."""
+        task = self.tasks[task_id]
+        status = task.script[0]
+        payload: dict[str, Any] = {"id": task.id, "status": status}
+        if status == "Ready":
+            if task.sample is None:
+                task.sample = self.add_file(_render(task.body), "image/png", "sample.png")
+            payload["result"] = {"sample": task.sample}
+        raw = json.dumps(payload).encode()
+        key = (secret if secret is not None else task.body.get("webhook_secret", "")).encode()
+        signature = "sha256=" + hmac.new(key, raw, hashlib.sha256).hexdigest()
+        headers = {"Content-Type": "application/json", "X-BFL-Signature": signature}
+        async with (
+            aiohttp.ClientSession() as http,
+            http.post(task.body["webhook_url"], data=raw, headers=headers) as response,
+        ):
+            return response.status
 
     def _authorised(self, request: web.Request) -> bool:
         return request.headers.get("x-key") == self.api_key

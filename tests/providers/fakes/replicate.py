@@ -11,15 +11,18 @@ the first scripted step (``succeeded`` when the model "finishes within the wait"
 from __future__ import annotations
 
 import io
+import json
 import re
 import uuid
 from collections import deque
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import aiohttp
 from aiohttp import web
 from PIL import Image
+from standardwebhooks.webhooks import Webhook
 
 from daygen_queue import Clock
 from tests.providers.fakes.common import FakeServer, bearer, steps
@@ -39,6 +42,7 @@ class Prediction:
     status: str = "starting"
     output: str | None = None
     reads: int = 0
+    webhook: str | None = None
 
 
 class FakeReplicate(FakeServer):
@@ -62,6 +66,39 @@ class FakeReplicate(FakeServer):
 
     def script(self, *statuses: str) -> None:
         self._scripts.append(steps(statuses, self.default_script))
+
+    def finish(self, prediction_id: str, status: str = "succeeded") -> None:
+        """End a prediction now (its next read, and its webhook, show ``status``)."""
+        prediction = self.predictions[prediction_id]
+        prediction.script = deque([status])
+        self._advance(prediction)
+
+    async def send_webhook(
+        self,
+        prediction_id: str,
+        secret: str,
+        *,
+        webhook_id: str | None = None,
+        timestamp: datetime | None = None,
+    ) -> int:
+        """POST the prediction to its ``webhook`` as Replicate does: Standard Webhooks headers
+        (``webhook-id`` stable across retries), signed with the account's ``whsec_`` secret."""
+        prediction = self.predictions[prediction_id]
+        raw = json.dumps(self._json(prediction))
+        message_id = webhook_id or f"msg_{uuid.uuid4().hex}"
+        when = timestamp or datetime.now(UTC)
+        signature = Webhook(secret).sign(message_id, when, raw)
+        headers = {
+            "Content-Type": "application/json",
+            "webhook-id": message_id,
+            "webhook-timestamp": str(int(when.timestamp())),
+            "webhook-signature": signature,
+        }
+        async with (
+            aiohttp.ClientSession() as http,
+            http.post(prediction.webhook or "", data=raw, headers=headers) as response,
+        ):
+            return response.status
 
     async def _create(self, request: web.Request) -> web.StreamResponse:
         if bearer(request) != self.api_token:
@@ -91,6 +128,8 @@ class FakeReplicate(FakeServer):
             deque(script),
             self.clock.now().isoformat(),
         )
+        webhook = body.get("webhook")
+        prediction.webhook = webhook if isinstance(webhook, str) else None
         self.predictions[prediction.id] = prediction
         if re.fullmatch(r"wait(=\d+)?", request.headers.get("Prefer", "").strip()):
             self._advance(prediction)

@@ -1,0 +1,432 @@
+"""Remote provider work on the queue: a delivery submits, delayed poll tasks wait, the poll that
+sees the provider done downloads, stores and completes the job.
+
+No request is held open while a provider renders (seconds for FLUX, minutes for Runway):
+
+1. The job's delivery (``Processor``) calls :meth:`RemoteJobs.start`: it submits the provider
+   task, keeps it in ``provider_tasks`` (id, polling URL, attempt) in a transaction that checks
+   the attempt still owns the job, creates the first poll task, and raises
+   :class:`AwaitingProvider`, which the processor answers 2xx.
+2. A poll task (``POST /internal/providers/poll/{type}``, body ``{jobId, attempt, poll}``,
+   named ``{jobId}-a{attempt}-p{poll}`` so a duplicated delivery cannot fork the chain) is
+   :meth:`RemoteJobs.poll`: still running -> progress, and the next poll task after the
+   adapter's interval (which grows with the wait); done -> download, store, COMPLETED; a final
+   failure -> FAILED and refunded; a transient failure (429, 5xx, an expired result link) ->
+   503 (with ``Retry-After`` for a 429) so the queue retries that poll with backoff.
+3. A provider task that died in a way a new one may fix (Runway ``INTERNAL.*``, Replicate
+   ``aborted``) moves the job to its next attempt (up to the type's ``max_attempts``) and
+   schedules poll 0 of that attempt, which submits again: one provider submission per attempt.
+
+The stored id decides: a redelivered job (the instance that submitted died before answering)
+adopts the stored task instead of submitting a second one, and an instance that died while a
+task was running changes nothing, since the next poll task is already on the queue. Webhooks
+(``app.jobs.provider_webhooks``) only make a poll happen now: polling is the source of truth.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import hmac
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from app.events import JobUpdate
+from app.jobs.enqueue import task_for
+from app.jobs.provider_tasks import ProviderTaskRecord, ProviderTasks
+from app.jobs.records import JobRecord
+from app.jobs.types import JOB_TYPES, JobType
+from app.jobs.views import signed_job_view
+from app.logs import job_logger
+from app.models import FINISHED, JobStatus
+from app.providers.base import (
+    ErrorCode,
+    ImageTaskRequest,
+    PermanentProviderError,
+    ProviderError,
+    RemoteTaskProvider,
+    SourceImage,
+    TaskReady,
+    TaskRunning,
+    UpscaleTaskRequest,
+    VideoTaskRequest,
+    Webhook,
+)
+from app.providers.fetch import fetch_source_image
+from app.providers.registry import REMOTE_NAMES
+from app.providers.sources import source_for_provider
+from app.services import Services
+from app.storage import extension_for
+from daygen_queue import HttpRequest, NewTask, TaskAlreadyExists
+
+__all__ = ["POLL_PATH", "AwaitingProvider", "PollAnswer", "RemoteJobs", "webhook_secret"]
+
+log = logging.getLogger("app.jobs.provider_polling")
+
+POLL_PATH = "/internal/providers/poll/{type}"
+DEFAULT_DEADLINE_SECONDS = 30 * 60.0
+SUBMITTED_PROGRESS = 5
+_TRANSIENT = (ErrorCode.RATE_LIMITED, ErrorCode.UNAVAILABLE, ErrorCode.RESULT_EXPIRED)
+_RESULT_NAMES = {"image-generation": "image", "video-generation": "video"}
+
+Report = Callable[[int], Awaitable[None]]
+
+
+class AwaitingProvider(Exception):
+    """The provider task is stored and its poll scheduled: the delivery is done (2xx)."""
+
+    def __init__(self, task_id: str, *, adopted: bool = False) -> None:
+        super().__init__(task_id)
+        self.task_id = task_id
+        self.adopted = adopted
+
+
+@dataclass(frozen=True, slots=True)
+class PollAnswer:
+    """What a poll delivery answers the queue."""
+
+    status: int
+    body: dict[str, Any]
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def _ack(result: str, **details: Any) -> PollAnswer:
+    return PollAnswer(200, {"result": result, **details})
+
+
+def webhook_secret(services: Services, job_id: str) -> str:
+    """The secret BFL gets with a job's task (``webhook_secret``) and must prove it knows when
+    it calls back: derived from the internal key and the job id, so nothing is stored."""
+    key = services.settings.internal_api_key
+    material = key.get_secret_value().encode() if key is not None else b""
+    return hmac.new(material, f"bfl-webhook:{job_id}".encode(), hashlib.sha256).hexdigest()
+
+
+class RemoteJobs:
+    """Remote jobs' submit and poll steps, for one app's services."""
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+        self.tasks = ProviderTasks(services.store.db)
+
+    # ------------------------------------------------------------------ the job's delivery
+
+    def adapter_for(self, job_type: str, params: dict[str, Any]) -> RemoteTaskProvider[Any] | None:
+        """The remote adapter serving this job, or ``None`` when it runs locally."""
+        if job_type not in REMOTE_NAMES:
+            return None
+        return self.services.providers.remote_provider(str(params.get("provider")))
+
+    async def start(self, job_type: JobType[Any], job: JobRecord, attempt: int) -> dict[str, Any]:
+        """Submit ``job``'s provider task for ``attempt`` (or adopt the one already stored),
+        then raise :class:`AwaitingProvider`. Returns a result only when the provider finished
+        within the submit (Replicate's ``Prefer: wait``). Provider errors propagate: the
+        processor retries or fails the job as for any handler."""
+        adapter = self.adapter_for(job_type.name, job.params)
+        assert adapter is not None
+        now = self.services.clock.now()
+        stored = await self.tasks.adopt(job.id, attempt, now)
+        if stored is not None:
+            log.info(
+                "job %s attempt %d adopts provider task %s (not submitted again)",
+                job.id,
+                attempt,
+                stored.task_id,
+            )
+            await self._schedule(job_type, job.id, attempt, stored.polls + 1, 0.0)
+            raise AwaitingProvider(stored.task_id, adopted=True)
+        request = await self._request(job_type, job)
+        submitted = await adapter.submit(request)
+        saved = await self.tasks.save(job.id, attempt, submitted.task, self.services.clock.now())
+        if saved is None:
+            log.warning("job %s moved on while submitting; cancelling the orphan task", job.id)
+            await _cancel_quietly(adapter, submitted)
+            raise AwaitingProvider(submitted.task.task_id)
+        log.info("job %s attempt %d submitted %s", job.id, attempt, submitted.task.task_id)
+        if isinstance(submitted.state, TaskReady):
+            return await self._store_result(job_type, job, adapter, submitted.state)
+        await self._progress(job, attempt, SUBMITTED_PROGRESS)
+        await self._schedule(job_type, job.id, attempt, 1, submitted.state.poll_after)
+        raise AwaitingProvider(submitted.task.task_id)
+
+    # ------------------------------------------------------------------ poll deliveries
+
+    async def poll(
+        self, job_type: JobType[Any], job_id: str, attempt: int, number: int, *, hook: bool
+    ) -> PollAnswer:
+        """One poll delivery (``hook``: one a webhook asked for, which never schedules)."""
+        store = self.services.store
+        job = await store.get_job(job_id)
+        if job is None:
+            return _ack("unknown_job")
+        if job.status in FINISHED:
+            return _ack("already_finished", status=job.status)
+        if job.status != JobStatus.PROCESSING or job.attempts != attempt:
+            return _ack("superseded")
+        adapter = self.adapter_for(job_type.name, job.params)
+        logger = job_logger(
+            "app.provider_polling", job_id=job.id, user_id=job.user_id, attempt=attempt
+        )
+        if adapter is None:
+            message = f"provider {job.params.get('provider')!r} is no longer configured"
+            await self._fail(job, attempt, message)
+            return _ack("failed", error=message)
+        stored = await self.tasks.get(job_id)
+        if stored is None or stored.attempt != attempt:
+            if number == 0 and stored is None and not hook:
+                return await self._resubmit(job_type, job, attempt)
+            return _ack("superseded")
+        if number == 0 and not hook:  # a duplicated "submit again": the task is stored
+            await self._schedule(job_type, job.id, attempt, stored.polls + 1, 0.0)
+            return _ack("polling")
+        if not hook and await self.tasks.polled(job_id, attempt, self.services.clock.now()) is None:
+            return _ack("superseded")
+        try:
+            state = await adapter.poll(stored.task)
+            if isinstance(state, TaskReady):
+                result = await self._store_result(job_type, job, adapter, state)
+                finished = await store.complete(job.id, attempt, result)
+                await self._publish(finished)
+                logger.info("job completed after %d polls", stored.polls + (0 if hook else 1))
+                return _ack("completed" if finished is not None else "superseded")
+        except ProviderError as error:
+            return await self._poll_failed(job_type, job, attempt, stored, error, hook=hook)
+        assert isinstance(state, TaskRunning)
+        if state.progress is not None:
+            await self._progress(job, attempt, SUBMITTED_PROGRESS + int(state.progress * 85))
+        if hook:
+            return _ack("running", status=state.status)
+        if self._elapsed(stored) > _deadline(adapter):
+            message = f"the {adapter.name} task did not finish in time"
+            await self._fail(job, attempt, message)
+            return _ack("failed", error=message)
+        await self._schedule(job_type, job.id, attempt, number + 1, state.poll_after)
+        return _ack("running", status=state.status)
+
+    async def _poll_failed(
+        self,
+        job_type: JobType[Any],
+        job: JobRecord,
+        attempt: int,
+        stored: ProviderTaskRecord,
+        error: ProviderError,
+        *,
+        hook: bool,
+    ) -> PollAnswer:
+        if error.retryable and error.code in _TRANSIENT:
+            if hook:
+                return _ack("transient", error=error.message)
+            adapter = self.adapter_for(job_type.name, job.params)
+            if adapter is not None and self._elapsed(stored) > _deadline(adapter):
+                await self._fail(job, attempt, error.message)
+                return _ack("failed", error=error.message)
+            headers = retry_after_headers(error)
+            body = {"error": "retryable", "message": error.message}
+            return PollAnswer(503, body, headers)
+        if error.retryable and attempt < job_type.max_attempts:
+            moved = await self.tasks.next_attempt(job.id, attempt, self.services.clock.now())
+            if moved is None:
+                return _ack("superseded")
+            log.warning(
+                "job %s: provider task %s failed (%s); attempt %d submits a new one",
+                job.id,
+                stored.task_id,
+                error.code,
+                attempt + 1,
+            )
+            await self._schedule(job_type, job.id, attempt + 1, 0, 1.0)
+            return _ack("retrying", attempt=attempt + 1)
+        await self._fail(job, attempt, error.message)
+        return _ack("failed", error=error.message)
+
+    async def _resubmit(self, job_type: JobType[Any], job: JobRecord, attempt: int) -> PollAnswer:
+        """Poll 0: submit the attempt's task (after an earlier attempt's task died)."""
+        try:
+            result = await self.start(job_type, job, attempt)
+        except AwaitingProvider as waiting:
+            return _ack("submitted", providerTask=waiting.task_id)
+        except ProviderError as error:
+            if error.retryable:
+                body = {"error": "retryable", "message": error.message}
+                return PollAnswer(503, body, retry_after_headers(error))
+            await self._fail(job, attempt, error.message)
+            return _ack("failed", error=error.message)
+        finished = await self.services.store.complete(job.id, attempt, result)
+        await self._publish(finished)
+        return _ack("completed")
+
+    # ------------------------------------------------------------------ helpers
+
+    async def _schedule(
+        self, job_type: JobType[Any], job_id: str, attempt: int, number: int, delay: float
+    ) -> None:
+        """Create poll ``number`` of ``attempt``, ``delay`` seconds from now (a task of that
+        name already existing means a duplicate delivery got here first)."""
+        with contextlib.suppress(TaskAlreadyExists):
+            await self.services.queue.create_task(
+                job_type.queue, self.poll_task(job_type, job_id, attempt, number, delay)
+            )
+
+    def poll_task(
+        self,
+        job_type: JobType[Any],
+        job_id: str,
+        attempt: int,
+        number: int,
+        delay: float,
+        *,
+        name: str | None = None,
+        hook: bool = False,
+    ) -> NewTask:
+        """The poll task: authenticated as the job's own task, on the job's queue."""
+        settings = self.services.settings
+        base = task_for(settings, job_type, job_id)
+        body = {"jobId": job_id, "attempt": attempt, "poll": number, "hook": hook}
+        return NewTask(
+            name=name or f"{job_id}-a{attempt}-p{number}",
+            http_request=HttpRequest(
+                url=settings.base_url + POLL_PATH.format(type=job_type.name),
+                headers=base.http_request.headers,
+                body=json.dumps(body).encode(),
+                oidc_token=base.http_request.oidc_token,
+            ),
+            schedule_time=self.services.clock.now() + timedelta(seconds=max(0.0, delay)),
+            dispatch_deadline=timedelta(minutes=5),
+        )
+
+    async def _request(self, job_type: JobType[Any], job: JobRecord) -> Any:
+        """The adapter's request, from the job's saved params."""
+        params = job.params
+        options: dict[str, Any] = dict(params.get("options") or {})
+        images = _image_urls(params)
+        webhook = self._webhook(job)
+        if job_type.name == "image-generation":
+            return ImageTaskRequest(
+                model=params["model"],
+                prompt=params["prompt"],
+                width=int(params.get("width") or options.get("width") or 1024),
+                height=int(params.get("height") or options.get("height") or 1024),
+                seed=params.get("seed"),
+                images=tuple([await self._source(url) for url in images]),
+                options=options,
+                webhook=webhook,
+            )
+        if job_type.name == "video-generation":
+            duration = options.get("duration", params.get("duration", 5))
+            return VideoTaskRequest(
+                model=params["model"],
+                prompt=params.get("prompt") or "",
+                duration_seconds=round(float(duration)),
+                width=int(params.get("width") or 1280),
+                height=int(params.get("height") or 720),
+                image=await self._source(images[0]) if images else None,
+                seed=params.get("seed"),
+                options=options,
+            )
+        if not images:
+            raise PermanentProviderError("imageUrl is required", code=ErrorCode.INVALID_REQUEST)
+        return UpscaleTaskRequest(
+            model=params["model"],
+            image=await self._source(images[0]),
+            scale=int(params.get("scale") or options.get("scale") or 2),
+            face_enhance=bool(options.get("faceEnhance", False)),
+            webhook=webhook,
+        )
+
+    def _webhook(self, job: JobRecord) -> Webhook | None:
+        settings = self.services.settings
+        if not settings.provider_webhooks:
+            return None
+        provider = str(job.params.get("provider"))
+        if provider == "bfl":
+            url = f"{settings.base_url}/internal/providers/bfl/webhook"
+            return Webhook(url, webhook_secret(self.services, job.id))
+        if provider == "upscale" and settings.replicate_webhook_secret is not None:
+            return Webhook(f"{settings.base_url}/internal/providers/replicate/webhook")
+        return None
+
+    async def _source(self, url: str) -> SourceImage:
+        settings = self.services.settings
+        storage = self.services.storage
+
+        async def fetch(target: str) -> bytes:
+            return await fetch_source_image(
+                target,
+                storage=storage,
+                allow_private=settings.source_fetch_allow_private,
+                max_bytes=settings.source_fetch_max_bytes,
+                timeout=settings.source_fetch_timeout_seconds,
+            )
+
+        return await source_for_provider(url, storage, fetch)
+
+    async def _store_result(
+        self,
+        job_type: JobType[Any],
+        job: JobRecord,
+        adapter: RemoteTaskProvider[Any],
+        ready: TaskReady,
+    ) -> dict[str, Any]:
+        """Download the result at once (providers' links expire) and keep it in storage."""
+        output = await adapter.download(ready)
+        name = _RESULT_NAMES.get(job_type.name, "upscaled")
+        mime = output.content_type or "application/octet-stream"
+        key = f"jobs/{job.id}/{name}{extension_for(mime)}"
+        url = await self.services.storage.save(key, output.data, mime)
+        result: dict[str, Any] = {"url": url}
+        if job_type.name == "video-generation":
+            result["mimeType"] = mime
+        return result
+
+    async def _progress(self, job: JobRecord, attempt: int, value: int) -> None:
+        moved = await self.services.store.set_progress(job.id, attempt, min(95, value))
+        await self._publish(moved)
+
+    async def _fail(self, job: JobRecord, attempt: int, message: str) -> None:
+        await self._publish(await self.services.store.fail(job.id, message, attempt=attempt))
+
+    async def _publish(self, job: JobRecord | None) -> None:
+        if job is not None:
+            view = await signed_job_view(job, self.services.storage)
+            await self.services.events.publish(JobUpdate(job.user_id, view))
+
+    def _elapsed(self, stored: ProviderTaskRecord) -> float:
+        return max(0.0, (self.services.clock.now() - stored.submitted_at).total_seconds())
+
+
+def job_type_named(name: str) -> JobType[Any] | None:
+    return JOB_TYPES.get(name)
+
+
+def retry_after_headers(error: ProviderError) -> dict[str, str]:
+    """``Retry-After`` (whole seconds, at least 1) for an error that carries a wait."""
+    if error.retry_after is None:
+        return {}
+    return {"Retry-After": str(max(1, int(error.retry_after + 0.999)))}
+
+
+def _deadline(adapter: RemoteTaskProvider[Any]) -> float:
+    """How long a task of this adapter may run before the job is given up (the adapters'
+    per-model deadlines: BFL 10 min, Replicate 15 min, Runway 30 min)."""
+    value = getattr(adapter, "deadline_seconds", None)
+    return float(value) if isinstance(value, int | float) else DEFAULT_DEADLINE_SECONDS
+
+
+def _image_urls(params: dict[str, Any]) -> list[str]:
+    """The job's source images: ``imageUrls`` (``image_urls`` saved), else ``imageUrl``."""
+    urls = params.get("image_urls") or params.get("imageUrls") or []
+    single = params.get("image_url") or params.get("imageUrl")
+    if not urls and single:
+        urls = [single]
+    return [str(url) for url in urls]
+
+
+async def _cancel_quietly(adapter: RemoteTaskProvider[Any], submitted: Any) -> None:
+    try:
+        await adapter.cancel(submitted.task)
+    except ProviderError as error:
+        log.warning("cancelling orphan task %s failed: %s", submitted.task.task_id, error)
