@@ -10,6 +10,10 @@ from playwright.async_api import Locator, Page, expect
 
 from tests.browser.app_server import RunningApp
 
+# A job's work (Pillow rendering, encoding) shares 2 cores with every other engineer's suite:
+# waiting for it to finish gets longer than a page action's 10 s.
+JOB_TIMEOUT_MS = 30_000
+
 TAB_NAMES = {
     "image-generation": "Image",
     "video-generation": "Video",
@@ -62,3 +66,8 @@ async def submit(page: Page, form: Locator, job_type: str, *, expected: int = 20
     response = await answer.value
     assert response.status == expected, (response.status, await response.text())
     return await response.json()
+
+
+async def expect_status(card: Locator, status: str) -> None:
+    """The card's status badge reads ``status`` (within the time a job takes)."""
+    await expect(card.locator(".badge")).to_have_text(status, timeout=JOB_TIMEOUT_MS)

@@ -9,7 +9,14 @@ from playwright.async_api import Page, expect
 from tests.browser.app_server import RunningApp
 from tests.browser.chromium import BrowserLog
 from tests.browser.conftest import PHONE
-from tests.browser.playground_page import job_card, job_form, open_playground, show_form, submit
+from tests.browser.playground_page import (
+    expect_status,
+    job_card,
+    job_form,
+    open_playground,
+    show_form,
+    submit,
+)
 
 
 async def test_sign_in_and_make_an_image_that_arrives_live_at_its_size(
@@ -27,7 +34,7 @@ async def test_sign_in_and_make_an_image_that_arrives_live_at_its_size(
     job = await submit(page, form, "image-generation")
 
     card = job_card(page, job["jobId"])
-    await expect(card.locator(".badge")).to_have_text("Completed")
+    await expect_status(card, "Completed")
     image = card.get_by_role("button", name="Open image result full size").locator("img")
     await expect(image).to_have_js_property("naturalWidth", 256)
     await expect(image).to_have_js_property("naturalHeight", 192)
@@ -48,7 +55,7 @@ async def test_each_job_type_from_its_form_and_the_actions_on_a_result(
     await form.get_by_label("Height (px)").fill("96")
     image_job = await submit(page, form, "image-generation")
     image_card = job_card(page, image_job["jobId"])
-    await expect(image_card.locator(".badge")).to_have_text("Completed")
+    await expect_status(image_card, "Completed")
     await expect(image_card).to_contain_text("A beautiful sunset over the sea")  # prefilled
 
     # The full-size viewer, opened and closed from the keyboard.
@@ -81,7 +88,7 @@ async def test_each_job_type_from_its_form_and_the_actions_on_a_result(
     await upscale.get_by_label("Model").select_option("local")
     upscaled = await submit(page, upscale, "image-upscale")
     upscaled_card = job_card(page, upscaled["jobId"])
-    await expect(upscaled_card.locator(".badge")).to_have_text("Completed")
+    await expect_status(upscaled_card, "Completed")
     big = upscaled_card.get_by_role("button", name="Open upscale result full size").locator("img")
     await expect(big).to_have_js_property("naturalWidth", 256)  # scale 2, the default
     await expect(big).to_have_js_property("naturalHeight", 192)
@@ -96,7 +103,7 @@ async def test_each_job_type_from_its_form_and_the_actions_on_a_result(
     await video.get_by_label("Height (px)").fill("96")
     clip = await submit(page, video, "video-generation")
     clip_card = job_card(page, clip["jobId"])
-    await expect(clip_card.locator(".badge")).to_have_text("Completed")
+    await expect_status(clip_card, "Completed")
     frames = clip_card.get_by_role("button", name="Open video result full size").locator("img")
     await expect(frames).to_have_js_property("naturalWidth", 160)  # an animated WebP, playing
     await expect(frames).to_have_js_property("naturalHeight", 96)
@@ -109,7 +116,7 @@ async def test_each_job_type_from_its_form_and_the_actions_on_a_result(
     await batch.get_by_label("Height (px)").fill("64")
     several = await submit(page, batch, "batch-generation")
     batch_card = job_card(page, several["jobId"])
-    await expect(batch_card.locator(".badge")).to_have_text("Completed")
+    await expect_status(batch_card, "Completed")
     images = batch_card.get_by_role("list", name="3 results of this batch").locator("img")
     await expect(images).to_have_count(3)
     for index in range(3):
@@ -149,7 +156,7 @@ async def test_the_apis_own_422_message_is_shown_on_the_field_it_names(
     await form.get_by_label("Model").select_option("local")
     fixed = await submit(page, form, "image-generation")
     await expect(width).not_to_have_attribute("aria-invalid", "true")
-    await expect(job_card(page, fixed["jobId"]).locator(".badge")).to_have_text("Completed")
+    await expect_status(job_card(page, fixed["jobId"]), "Completed")
 
 
 async def test_a_failed_jobs_error_is_shown_and_its_credits_come_back(
@@ -162,7 +169,7 @@ async def test_a_failed_jobs_error_is_shown_and_its_credits_come_back(
     await form.get_by_label("Model").select_option("local")
     job = await submit(page, form, "image-upscale")
     card = job_card(page, job["jobId"])
-    await expect(card.locator(".badge")).to_have_text("Failed")
+    await expect_status(card, "Failed")
     await expect(card.locator(".job-error")).to_have_text(
         "source image not found in storage: jobs/never-made/image.png"
     )
@@ -207,7 +214,7 @@ async def test_keyboard_only_at_a_phone_width(page: Page, running_app: RunningAp
         await page.keyboard.press("Enter")  # submits the form
     job = await (await made.value).json()
     card = job_card(page, job["jobId"])
-    await expect(card.locator(".badge")).to_have_text("Completed")
+    await expect_status(card, "Completed")
     await expect(card.locator("img")).to_have_js_property("naturalWidth", 120)
     width = await page.evaluate("document.documentElement.scrollWidth")
     assert width <= PHONE["width"], f"{width}px of content on a {PHONE['width']}px screen"

@@ -14,7 +14,13 @@ from app.main import EMULATOR_CONSOLE_PATH
 from tests.browser.app_server import RunningApp, serving_app
 from tests.browser.chromium import BrowserLog
 from tests.browser.console_page import open_console, task_row, timeline_entry
-from tests.browser.playground_page import job_card, open_playground, show_form, submit
+from tests.browser.playground_page import (
+    expect_status,
+    job_card,
+    open_playground,
+    show_form,
+    submit,
+)
 
 QUEUES = "projects/local-project/locations/local/queues"  # the in-process emulator's
 
@@ -26,6 +32,39 @@ async def emulator(app: RunningApp, path: str) -> Any:
         body = await answer.json()
         assert answer.status == 200, body
         return body
+
+
+async def emulator_status(app: RunningApp, path: str) -> int:
+    async with app.http.get(f"{app.base_url}{EMULATOR_CONSOLE_PATH}v2/{path}") as answer:
+        return answer.status
+
+
+async def test_cancel_a_pending_job_refunds_it_and_removes_its_task(
+    page: Page, running_app: RunningApp
+) -> None:
+    await emulator(running_app, f"{QUEUES}/video-generation-queue:pause")
+    await open_playground(page, running_app)
+    credits = page.locator("#credits")
+    form = await show_form(page, "video-generation")
+    await form.get_by_label("Prompt").fill("a kite over the dunes")
+    await form.get_by_label("Model").select_option("local")
+    await form.get_by_label("Duration (seconds)").fill("1")
+    job = await submit(page, form, "video-generation")
+    card = job_card(page, job["jobId"])
+    await expect(card.locator(".badge")).to_have_text("Pending")
+    await expect(credits).to_have_attribute("data-credits", "95")
+    task = f"{QUEUES}/video-generation-queue/tasks/{job['jobId']}"
+    assert await emulator_status(running_app, task) == 200
+
+    cancel = card.get_by_role("button", name=f"Cancel video job {job['jobId']}")
+    await cancel.click()
+    await expect_status(card, "Cancelled")
+    await expect(cancel).to_have_count(0)  # nothing left to cancel
+    await expect(credits).to_have_attribute("data-credits", "100")
+    await expect(page.get_by_role("status")).to_contain_text("Video job cancelled")
+    assert await emulator_status(running_app, task) == 404
+    status, shown = await running_app.call("GET", f"/api/jobs/{job['jobId']}")
+    assert shown["status"] == "CANCELLED", (status, shown)
 
 
 async def test_a_batch_shows_its_progress_live_chunk_by_chunk(
@@ -53,7 +92,7 @@ async def test_a_batch_shows_its_progress_live_chunk_by_chunk(
         await expect(bar).to_have_js_property("value", percent)
         await expect(card.locator(".badge")).to_have_text("Processing")
     await emulator(running_app, f"{QUEUES}/batch-generation-queue/tasks/{job['jobId']}-chunk-3:run")
-    await expect(card.locator(".badge")).to_have_text("Completed")
+    await expect_status(card, "Completed")
     images = card.get_by_role("list", name="4 results of this batch").locator("img")
     await expect(images).to_have_count(4)
     for index in range(4):
@@ -89,7 +128,7 @@ async def test_a_job_waits_in_a_queue_paused_from_the_console_and_runs_from_ther
     await console.get_by_role("button", name=f"Run now: task {job['jobId']}").click()
     await expect(timeline_entry(console, task, "attempt_succeeded")).to_have_count(1)
 
-    await expect(card.locator(".badge")).to_have_text("Completed")
+    await expect_status(card, "Completed")
     image = card.get_by_role("button", name="Open image result full size").locator("img")
     await expect(image).to_have_js_property("naturalWidth", 96)
     await console.close()
@@ -117,7 +156,7 @@ async def test_without_socket_io_the_page_follows_its_jobs_over_sse(
     card = job_card(page, job["jobId"])
     await expect(card.locator(".badge")).to_have_text("Pending")
     await emulator(running_app, f"{QUEUES}/image-generation-queue/tasks/{job['jobId']}:run")
-    await expect(card.locator(".badge")).to_have_text("Completed")
+    await expect_status(card, "Completed")
     image = card.get_by_role("button", name="Open image result full size").locator("img")
     await expect(image).to_have_js_property("naturalWidth", 80)
 

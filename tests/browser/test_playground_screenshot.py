@@ -15,9 +15,9 @@ from playwright.async_api import Page, expect
 from tests.browser.app_server import RunningApp
 from tests.browser.chromium import png_size, screenshot_path
 from tests.browser.conftest import DESKTOP, PHONE
-from tests.browser.playground_page import job_card, open_playground
+from tests.browser.playground_page import expect_status, job_card, open_playground
 
-SMALL = {"model": "local", "width": 320, "height": 240}
+SMALL = {"model": "local", "options": {"width": 320, "height": 240}}
 
 
 async def test_the_playground_screenshot(
@@ -39,9 +39,7 @@ async def test_the_playground_screenshot(
             json={
                 "prompt": "waves on a beach",
                 "model": "local",
-                "duration": 2,
-                "width": 320,
-                "height": 192,
+                "options": {"duration": 2, "width": 320, "height": 192},
             },
         ),
         await app.call(
@@ -56,7 +54,7 @@ async def test_the_playground_screenshot(
     for (_status, job), shown in zip(
         made, ["Completed", "Completed", "Completed", "Failed"], strict=True
     ):
-        await expect(job_card(page, job["jobId"]).locator(".badge")).to_have_text(shown)
+        await expect_status(job_card(page, job["jobId"]), shown)
     for image in await page.locator("#job-list img").all():
         await expect(image).not_to_have_js_property("naturalWidth", 0)
 

@@ -54,7 +54,8 @@ function buildField(field, jobType, openPicker) {
   } else if (field.kind === "enum") {
     const select = element("select", { id, name: field.path });
     if (node.default === undefined || node.default === null) {
-      select.append(element("option", { value: "" }, "default"));
+      const fallback = field.fallback ?? null;
+      select.append(element("option", { value: "" }, fallback === null ? "default" : `${fallback} (default)`));
     }
     for (const value of field.enumValues) select.append(element("option", { value: String(value) }, String(value)));
     if (node.default !== undefined && node.default !== null) select.value = String(node.default);
@@ -75,6 +76,7 @@ function buildField(field, jobType, openPicker) {
       max: node.maximum ?? node.exclusiveMaximum,
     });
     if (node.default !== undefined && node.default !== null) input.value = String(node.default);
+    else if (field.fallback !== undefined && field.fallback !== null) input.placeholder = `${field.fallback} (default)`;
     controls = [input];
   } else if (field.kind === "datetime") {
     controls = [element("input", { id, name: field.path, type: "datetime-local", step: 1 })];
@@ -109,7 +111,9 @@ function buildField(field, jobType, openPicker) {
     }
     wrap.append(label, group);
   } else {
-    controls = [element("input", { id, name: field.path, type: field.kind === "url" ? "url" : "text", spellcheck: "false" })];
+    const input = element("input", { id, name: field.path, type: field.kind === "url" ? "url" : "text", spellcheck: "false" });
+    if (field.fallback !== undefined && field.fallback !== null) input.placeholder = `${field.fallback} (default)`;
+    controls = [input];
   }
   for (const control of controls) describe(control, [hint?.id, error.id]);
   if (!wrap.contains(label)) {
@@ -130,7 +134,7 @@ function valueOf(field, controls) {
       return lines.length ? lines : undefined;
     }
     case "boolean":
-      return first.checked;
+      return first.checked ? true : undefined; // unticked: the API's default
     case "number": {
       if (first.value.trim() === "") return first.validity.badInput ? first.value : undefined;
       return Number(first.value);

@@ -127,7 +127,10 @@ function locate(root, key, option) {
   const options = option ? optionsObject(root) : null;
   if (options?.properties?.[key]) {
     const required = (options.required || []).includes(key);
-    return { path: `options.${key}`, node: plain(root, options.properties[key]), required };
+    const node = plain(root, options.properties[key]);
+    // An option left out takes the top-level spelling's default (width 1024...): shown as such.
+    const fallback = root.properties?.[key] ? plain(root, root.properties[key]).default : undefined;
+    return { path: `options.${key}`, node, required, fallback };
   }
   if (root.properties?.[key]) {
     const required = (root.required || []).includes(key);
@@ -172,7 +175,8 @@ export function formFields(jobType) {
       node: found.node,
       required: found.required,
       label: LABELS[key] || found.node.title || key,
-      hint: HINTS[key] || "",
+      hint: HINTS[key] || found.node.description || "",
+      fallback: found.fallback,
       example: EXAMPLES[key],
       enumValues: found.node.enum || (found.node.const !== undefined ? [found.node.const] : null),
       maxItems: found.node.maxItems,
