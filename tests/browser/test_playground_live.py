@@ -186,3 +186,31 @@ async def test_in_production_a_pasted_token_signs_in(
         await expect(page.locator("body")).to_have_attribute("data-user", "dana")
         await page.get_by_role("button", name="Sign out").click()
         await expect(token).to_be_visible()
+
+
+async def test_jobs_are_listed_newest_first_a_page_at_a_time(
+    page: Page, running_app: RunningApp
+) -> None:
+    await emulator(running_app, f"{QUEUES}/image-generation-queue:pause")  # they stay PENDING
+    ids = []
+    for index in range(14):
+        status, job = await running_app.call(
+            "POST",
+            "/api/jobs/image-generation",
+            json={"prompt": f"number {index}", "model": "local"},
+        )
+        assert status == 202, job
+        ids.append(job["jobId"])
+    await open_playground(page, running_app)
+    cards = page.locator("#job-list > li")
+    await expect(cards).to_have_count(12)  # the first page
+    assert await cards.evaluate_all("cards => cards.map(c => c.dataset.jobId)") == ids[::-1][:12]
+    await page.get_by_role("button", name="Load older jobs").click()
+    await expect(cards).to_have_count(14)
+    await expect(page.get_by_role("button", name="Load older jobs")).to_be_hidden()
+    assert await cards.evaluate_all("cards => cards.map(c => c.dataset.jobId)") == ids[::-1]
+
+    status, newest = await running_app.call(
+        "POST", "/api/jobs/image-generation", json={"prompt": "made elsewhere", "model": "local"}
+    )
+    await expect(cards.first).to_have_attribute("data-job-id", newest["jobId"])  # live, on top
