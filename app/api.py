@@ -20,16 +20,20 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
+from app import idempotency
 from app.auth import AuthError, bearer_token
 from app.jobs.cancel import JobAlreadyFinished, JobNotFound, cancel_job
 from app.jobs.contract import request_problems
 from app.jobs.credits import InsufficientCredits
+from app.jobs.planning import PlanningError
 from app.jobs.processor import Processor
+from app.jobs.records import JobRecord
 from app.jobs.schemas import TaskPayload
 from app.jobs.submit import submit_job
 from app.jobs.types import JOB_TYPES, JobType
 from app.jobs.views import job_view, signed_job_view
 from app.models import MAX_JOB_ID_LENGTH
+from app.providers.guard import FetchGuard, FetchRefused
 from app.services import SERVICES
 from daygen_queue import InvalidDelivery, TaskDelivery
 
@@ -150,9 +154,12 @@ def cors_middleware(allowed: list[str]) -> Any:
         if allow_all or origin in origins:
             response.headers["Access-Control-Allow-Origin"] = "*" if allow_all else origin
             response.headers["Vary"] = "Origin"
+            response.headers["Access-Control-Expose-Headers"] = "Idempotent-Replayed"
             if preflight:
                 response.headers["Access-Control-Allow-Methods"] = "GET, POST, OPTIONS"
-                response.headers["Access-Control-Allow-Headers"] = "Authorization, Content-Type"
+                response.headers["Access-Control-Allow-Headers"] = (
+                    "Authorization, Content-Type, Idempotency-Key"
+                )
                 response.headers["Access-Control-Max-Age"] = "600"
         return response
 
@@ -186,6 +193,46 @@ async def json_body(request: web.Request, model: type[BaseModel]) -> Any:
         raise field_errors(error) from None
 
 
+def _check_webhook_url(request: web.Request, body: Any) -> None:
+    """A ``webhookUrl`` at a private address (not in ``FETCH_ALLOW_HOSTS``) is refused now,
+    where that is known without DNS; each delivery checks the resolved addresses again."""
+    url = getattr(body, "webhook_url", None)
+    if url is None:
+        return
+    try:
+        FetchGuard.from_settings(request.app[SERVICES].settings).check_url(url)
+    except FetchRefused as refused:
+        raise field_error("webhookUrl", refused.message, "value_error") from None
+
+
+def _idempotency_key(request: web.Request) -> str | None:
+    try:
+        return idempotency.read_key(request.headers.get(idempotency.HEADER))
+    except idempotency.InvalidIdempotencyKey as error:
+        raise field_error(idempotency.HEADER, str(error), "value_error") from None
+
+
+async def _create_once(
+    request: web.Request, user_id: str, job_type: JobType[Any], body: Any, key: str
+) -> tuple[JobRecord, bool]:
+    """The create under an ``Idempotency-Key`` (``app.idempotency``), its refusals as 4xx."""
+    request_print = idempotency.fingerprint(job_type.name, json.loads(await request.read()))
+    try:
+        return await idempotency.create_once(
+            request.app[SERVICES], user_id, job_type, body, key=key, request_print=request_print
+        )
+    except idempotency.IdempotencyConflict:
+        raise field_error(
+            idempotency.HEADER,
+            "already used with a different request; use a new key for a new request",
+            "idempotency_key_reused",
+        ) from None
+    except idempotency.IdempotencyInFlight:
+        raise ApiError(
+            409, "request_in_flight", "a request with this Idempotency-Key is still in progress"
+        ) from None
+
+
 def _job_type_route(job_type: JobType[Any]) -> Callable[[web.Request], Awaitable[web.Response]]:
     async def create(request: web.Request) -> web.Response:
         user_id = await authenticated_user(request)
@@ -193,10 +240,23 @@ def _job_type_route(job_type: JobType[Any]) -> Callable[[web.Request], Awaitable
         problems = request_problems(request.app[SERVICES], job_type, body)
         if problems:
             raise problems_error(problems)
+        _check_webhook_url(request, body)
+        key = _idempotency_key(request)
+        replayed = False
         try:
-            job = await submit_job(request.app[SERVICES], user_id, job_type, body)
+            if key is None:
+                job = await submit_job(request.app[SERVICES], user_id, job_type, body)
+            else:
+                job, replayed = await _create_once(request, user_id, job_type, body, key)
         except InsufficientCredits as error:
             raise ApiError(402, "insufficient_credits", str(error)) from None
+        except PlanningError as error:
+            raise field_error(error.field, error.message, "value_error") from None
+        if replayed:
+            view = await signed_job_view(job, request.app[SERVICES].storage)
+            return web.json_response(
+                view, status=202, headers={idempotency.REPLAYED_HEADER: "true"}
+            )
         return web.json_response(job_view(job), status=202)
 
     create.__name__ = f"create_{job_type.name.replace('-', '_')}"

@@ -21,7 +21,7 @@ from app.events import JobEvents
 from app.jobs.provider_routes import provider_routes
 from app.jobs.reconciler import Reconciler
 from app.jobs.store import JobStore
-from app.jobs.types import JOB_TYPES, queue_config
+from app.jobs.types import JOB_TYPES, queue_configs
 from app.migrate import migrate
 from app.outbound import OutboundHttp
 from app.playground import add_playground
@@ -31,6 +31,9 @@ from app.realtime import SSE_ROUTE, LiveUpdates, SocketHandlers, sse_handler
 from app.services import SERVICES, Services
 from app.settings import Settings
 from app.storage import Storage, media_routes, open_storage
+from app.webhooks.delivery import queue_config as webhook_queue_config
+from app.webhooks.publisher import WebhookPublisher
+from app.webhooks.routes import webhook_routes
 from daygen_queue import Clock, SystemClock, TaskQueue, open_task_queue
 
 log = logging.getLogger("app")
@@ -89,6 +92,7 @@ def create_app(
             SSE_ROUTE, sse_handler(live.streams, store, settings.sse_heartbeat_seconds)
         )
         events = live
+    events = WebhookPublisher(events, store=store, queue=task_queue, settings=settings, clock=clock)
     app[SERVICES] = Services(
         settings=settings,
         clock=clock,
@@ -106,6 +110,7 @@ def create_app(
     app.add_routes(api_routes())
     app.add_routes(provider_routes())
     app.add_routes(media_routes(storage))
+    app.add_routes(webhook_routes(outbound))
     console = _mount_emulator_console(app, task_queue, settings)
     add_playground(app, settings, console_path=EMULATOR_CONSOLE_PATH if console else None)
     return app
@@ -173,23 +178,25 @@ def _database(database: Database, *, owned: bool) -> Lifetime:
 
 
 def _queues(queue: TaskQueue, settings: Settings, *, owned: bool) -> Lifetime:
-    """One queue per job type ensured at start-up; the queue client closed with the app if
-    the app made it."""
+    """The queues of every job type (one per priority) ensured at start-up; the queue client
+    closed with the app if the app made it."""
 
     async def lifetime(app: web.Application) -> AsyncIterator[None]:
         try:
             providers = app[SERVICES].providers
             for job_type in JOB_TYPES.values():
                 concurrency = settings.queue_max_concurrent_dispatches
-                # A remote provider's own concurrency caps its queue's dispatches in flight.
+                # A remote provider's own concurrency caps its type's dispatches in flight,
+                # shared between the type's priority queues.
                 cap = remote_concurrency(settings, providers, job_type.name)
-                await queue.ensure_queue(
-                    queue_config(
-                        job_type,
-                        max_dispatches_per_second=settings.queue_max_dispatches_per_second,
-                        max_concurrent_dispatches=min(concurrency, cap or concurrency),
-                    )
-                )
+                for config in queue_configs(
+                    job_type,
+                    max_dispatches_per_second=settings.queue_max_dispatches_per_second,
+                    max_concurrent_dispatches=min(concurrency, cap or concurrency),
+                    retry_policies=settings.retry_policies,
+                ):
+                    await queue.ensure_queue(config)
+            await queue.ensure_queue(webhook_queue_config())
             yield
         finally:
             if owned:

@@ -32,8 +32,10 @@ from app.jobs.options import (
     VideoOptionsBody,
     VideoSide,
 )
+from app.jobs.planning import PlanningFields, checked_job_ref
 from app.models import MAX_JOB_ID_LENGTH
 from app.providers.urls import MAX_URL_LENGTH, parse_http_url
+from app.webhooks.fields import WebhookFields
 
 # model -> provider, per job type: the seed's models plus the offline ``local`` one.
 IMAGE_MODELS: dict[str, str] = {"flux-1.1-pro": "bfl", "local": "local"}
@@ -45,7 +47,10 @@ MAX_SOURCE_IMAGES = 2
 
 
 def _http_url(value: str) -> str:
-    """The one URL parser (``app.providers.urls``), so what is accepted here can be fetched."""
+    """The one URL parser (``app.providers.urls``), so what is accepted here can be fetched;
+    or ``job:<jobId>``, a parent job's result (``app.jobs.planning``)."""
+    if checked_job_ref(value) is not None:
+        return value
     parse_http_url(value)  # InvalidURL is a ValueError: a 422 naming the field
     return value
 
@@ -66,7 +71,7 @@ HttpUrl = Annotated[
 ]
 
 
-class JobRequest(BaseModel):
+class JobRequest(WebhookFields, PlanningFields):
     """Common part: ``model`` and ``provider`` must match the type's ``models`` registry."""
 
     model_config = ConfigDict(extra="ignore", populate_by_name=True)

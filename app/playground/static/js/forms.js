@@ -3,7 +3,9 @@
 // the API's own words, where the field is (a message the page cannot place goes on top).
 
 import { ApiError, api } from "./api.js";
-import { FORMS, formFields, setPath } from "./schema.js";
+import { COMMON_FIELDS, FORMS, formFields, setPath } from "./schema.js";
+
+const COMMON_KEYS = new Set(COMMON_FIELDS.map((field) => field.key));
 
 let counter = 0;
 const forms = new Map(); // job type -> {form, fields, tab, panel, alert}
@@ -28,7 +30,7 @@ function buildField(field, jobType, openPicker) {
   const wrap = element("div", { class: `field field-${field.kind}`, "data-path": field.path });
   const error = element("p", { id: `${id}-error`, class: "field-error", hidden: true });
   const hint = field.hint ? element("p", { id: `${id}-hint`, class: "hint" }, field.hint) : null;
-  const optional = !field.required && !["model", "enum", "boolean"].includes(field.kind);
+  const optional = !field.required && !["model", "enum", "boolean", "multi"].includes(field.kind);
   const label = element("label", { for: id }, field.label);
   if (optional) label.append(element("small", {}, " (optional)"));
   const node = field.node;
@@ -78,6 +80,18 @@ function buildField(field, jobType, openPicker) {
     if (node.default !== undefined && node.default !== null) input.value = String(node.default);
     else if (field.fallback !== undefined && field.fallback !== null) input.placeholder = `${field.fallback} (default)`;
     controls = [input];
+  } else if (field.kind === "multi") {
+    const group = element("fieldset", { class: "choices", id, "aria-describedby": [hint?.id, error.id].filter(Boolean).join(" ") });
+    group.append(element("legend", {}, field.label));
+    for (const value of field.enumValues) {
+      const boxId = `${id}-${value}`.replace(/[^A-Za-z0-9_-]/g, "-");
+      const box = element("input", { id: boxId, type: "checkbox", name: field.path, value });
+      const choice = element("label", { for: boxId, class: "choice" });
+      choice.append(box, document.createTextNode(` ${value}`));
+      group.append(choice);
+      controls.push(box);
+    }
+    wrap.append(group);
   } else if (field.kind === "datetime") {
     controls = [element("input", { id, name: field.path, type: "datetime-local", step: 1 })];
   } else if (field.kind === "image" || field.kind === "images") {
@@ -115,8 +129,10 @@ function buildField(field, jobType, openPicker) {
     if (field.fallback !== undefined && field.fallback !== null) input.placeholder = `${field.fallback} (default)`;
     controls = [input];
   }
-  for (const control of controls) describe(control, [hint?.id, error.id]);
-  if (!wrap.contains(label)) {
+  if (field.kind !== "multi") for (const control of controls) describe(control, [hint?.id, error.id]);
+  if (field.kind === "multi") {
+    // The fieldset's legend names the group.
+  } else if (!wrap.contains(label)) {
     if (field.kind === "boolean") wrap.append(controls[0], label);
     else wrap.append(label, ...controls);
   }
@@ -146,6 +162,14 @@ function valueOf(field, controls) {
     }
     case "datetime":
       return first.value ? new Date(first.value).toISOString() : undefined;
+    case "multi": {
+      const picked = controls.filter((box) => box.checked).map((box) => box.value);
+      return picked.length ? picked : undefined;
+    }
+    case "list": {
+      const ids = first.value.split(/[\s,]+/).filter(Boolean);
+      return ids.length ? ids : undefined;
+    }
     case "images": {
       const urls = controls.map((input) => input.value.trim()).filter(Boolean);
       return urls.length ? urls : undefined;
@@ -193,6 +217,7 @@ function showErrors(entry, error) {
       continue;
     }
     const { item, prefix, index } = placed;
+    if (entry.more.contains(item.wrap)) entry.more.open = true;
     const text = prefix + problem.message;
     item.error.textContent = item.error.textContent ? `${item.error.textContent} ${text}` : text;
     item.error.hidden = false;
@@ -262,17 +287,23 @@ export function buildForms(config, { onCreated, openPicker }) {
     const form = element("form", { class: "job-form", novalidate: true, "data-type": jobType.name });
     const alert = element("p", { class: "form-error", role: "alert", hidden: true });
     const grid = element("div", { class: "form-grid" });
-    const entry = { form, tab, panel, alert, fields: [], jobType };
+    const more = element("details", { class: "more" });
+    more.append(element("summary", {}, "Schedule, priority, dependencies, webhook"));
+    const moreGrid = element("div", { class: "form-grid" });
+    more.append(moreGrid);
+    const entry = { form, tab, panel, alert, fields: [], jobType, more };
     for (const field of formFields(jobType)) {
       const built = buildField(field, jobType, openPicker);
       entry.fields.push({ field, ...built });
-      grid.append(built.wrap);
+      (COMMON_KEYS.has(field.key) ? moreGrid : grid).append(built.wrap);
     }
     const submit = element("button", { type: "submit", class: "primary" }, `Create ${spec.title.toLowerCase()} job`);
     const cost = element("span", { class: "cost" }, spec.cost);
     const actions = element("div", { class: "form-actions" });
     actions.append(submit, cost);
-    form.append(alert, grid, actions);
+    form.append(alert, grid);
+    if (moreGrid.children.length) form.append(more);
+    form.append(actions);
     form.addEventListener("submit", async (event) => {
       event.preventDefault();
       clearErrors(entry);

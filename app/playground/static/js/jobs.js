@@ -197,11 +197,24 @@ export class JobList {
     id.className = "job-id mono";
     id.textContent = job.jobId;
     parts.push(id);
-    if (job.runAt && job.status !== "COMPLETED") {
+    if (job.runAt && job.status === "PENDING" && new Date(job.runAt) > new Date()) {
       const runAt = document.createElement("p");
       runAt.className = "job-run-at";
-      runAt.textContent = `Runs at ${new Date(job.runAt).toLocaleString()}`;
+      runAt.textContent = `Scheduled for ${new Date(job.runAt).toLocaleString()}`;
       parts.push(runAt);
+    }
+    if (job.priority && job.priority !== "normal") {
+      const priority = document.createElement("span");
+      priority.className = "priority";
+      priority.dataset.priority = job.priority;
+      priority.textContent = `${job.priority} priority`;
+      head.insertBefore(priority, when);
+    }
+    if (Array.isArray(job.waitingFor) && job.waitingFor.length && job.status === "WAITING") {
+      const waiting = document.createElement("p");
+      waiting.className = "job-waiting";
+      waiting.textContent = `Waiting for ${job.waitingFor.join(", ")}`;
+      parts.push(waiting);
     }
 
     const row = document.createElement("div");

@@ -57,7 +57,13 @@ export const FORMS = {
 };
 
 /** Fields every create body may carry, where the API accepts them. */
-export const COMMON_FIELDS = [{ key: "runAt" }, { key: "priority" }, { key: "webhookUrl" }];
+export const COMMON_FIELDS = [
+  { key: "runAt" },
+  { key: "priority" },
+  { key: "dependsOn" },
+  { key: "webhookUrl" },
+  { key: "webhookEvents" },
+];
 
 const LABELS = {
   prompt: "Prompt",
@@ -77,6 +83,8 @@ const LABELS = {
   runAt: "Run at",
   priority: "Priority",
   webhookUrl: "Webhook URL",
+  webhookEvents: "Webhook events",
+  dependsOn: "Depends on (job ids)",
 };
 
 const HINTS = {
@@ -85,6 +93,8 @@ const HINTS = {
   runAt: "Leave empty to run now; your local time.",
   webhookUrl: "Called when the job finishes.",
   seed: "Same prompt and seed, same picture.",
+  dependsOn: "Runs when these jobs have completed; separate ids with spaces or commas.",
+  webhookEvents: "None ticked: completed, failed and cancelled.",
 };
 
 const EXAMPLES = {
@@ -147,6 +157,8 @@ function kindOf(key, node) {
   if (key === "imageUrls") return "images";
   if (key === "runAt" || node.format === "date-time") return "datetime";
   if (key === "webhookUrl") return "url";
+  if (key === "dependsOn") return "list";
+  if (node.type === "array" && Array.isArray(node.items?.enum)) return "multi";
   if (Array.isArray(node.enum)) return "enum";
   if (node.const !== undefined) return "enum";
   if (node.type === "boolean") return "boolean";
@@ -178,7 +190,8 @@ export function formFields(jobType) {
       hint: HINTS[key] || found.node.description || "",
       fallback: found.fallback,
       example: EXAMPLES[key],
-      enumValues: found.node.enum || (found.node.const !== undefined ? [found.node.const] : null),
+      enumValues:
+        found.node.enum || found.node.items?.enum || (found.node.const !== undefined ? [found.node.const] : null),
       maxItems: found.node.maxItems,
     });
   }
