@@ -27,6 +27,7 @@ from app.metrics import AppMetrics, MeteredJobEvents, add_metrics_route, metered
 from app.migrate import migrate
 from app.openapi import openapi_routes
 from app.outbound import OutboundHttp
+from app.playground import add_playground
 from app.providers.base import Providers
 from app.providers.registry import build_providers, remote_concurrency
 from app.realtime import SSE_ROUTE, LiveUpdates, SocketHandlers, sse_handler
@@ -134,19 +135,20 @@ def create_app(
     app.add_routes(webhook_routes(outbound))
     app.add_routes(openapi_routes())
     add_metrics_route(app, settings, metrics)
-    _mount_emulator_console(app, task_queue, settings)
+    console = _mount_emulator_console(app, task_queue, settings)
+    add_playground(app, settings, console_path=EMULATOR_CONSOLE_PATH if console else None)
     return app
 
 
-def _mount_emulator_console(app: web.Application, queue: TaskQueue, settings: Settings) -> None:
+def _mount_emulator_console(app: web.Application, queue: TaskQueue, settings: Settings) -> bool:
     """Outside production, the in-process emulator's console (and the REST face it calls) at
     ``/_emulator/``. The one place the app reaches past ``daygen_queue`` into ``emulator``:
     the in-process transport's service is the emulator, and only a development page needs it.
     Google's Cloud Tasks or ``python -m emulator`` have their own consoles, so nothing is
-    mounted for them."""
+    mounted for them (False)."""
     service = getattr(getattr(queue, "rpc", None), "service", None)
     if settings.is_production or service is None:
-        return
+        return False
     from emulator.console import console_app
 
     app.router.add_get(EMULATOR_CONSOLE_PATH.rstrip("/"), _to_emulator_console)
@@ -156,6 +158,7 @@ def _mount_emulator_console(app: web.Application, queue: TaskQueue, settings: Se
         log.info("emulator console: %s%s", settings.base_url, EMULATOR_CONSOLE_PATH)
 
     app.on_startup.append(announce)
+    return True
 
 
 async def _to_emulator_console(request: web.Request) -> web.StreamResponse:
