@@ -30,7 +30,10 @@ def test_repository_queues_file_holds_the_daygen_queues() -> None:
     types = ["image-generation", "video-generation", "image-upscale", "batch-generation"]
     jobs = [f"{t}-{p}queue" for t in types for p in ("high-", "", "low-")]
     assert names == [*jobs, "webhook-delivery-queue"]
-    for spec in specs[: len(jobs)]:
+    webhooks = specs.pop()
+    assert webhooks.retry_config.max_attempts == 12  # app.webhooks.delivery.MAX_ATTEMPTS
+    assert webhooks.retry_config.min_backoff == timedelta(seconds=30)
+    for spec in specs:
         # One job type's three priority queues share the seed's budget (10/s, 100 at once).
         assert spec.rate_limits.max_dispatches_per_second in (2.5, 6, 1.5)
         assert spec.rate_limits.max_concurrent_dispatches in (25, 60, 15)
