@@ -19,6 +19,7 @@ MODULES = [
     "socketio_latency",
     "priority",
     "idempotency",
+    "metrics",
 ]
 
 
