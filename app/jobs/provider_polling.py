@@ -36,9 +36,11 @@ from datetime import timedelta
 from typing import Any
 
 from app.events import JobUpdate
+from app.jobs.dependencies import settle_dependents
 from app.jobs.enqueue import task_for
 from app.jobs.provider_tasks import ProviderTaskRecord, ProviderTasks
 from app.jobs.records import JobRecord
+from app.jobs.retry_policy import failure_kind
 from app.jobs.types import JOB_TYPES, JobType
 from app.jobs.views import signed_job_view
 from app.logs import job_logger
@@ -246,7 +248,8 @@ class RemoteJobs:
             headers = retry_after_headers(error)
             body = {"error": "retryable", "message": error.message}
             return PollAnswer(503, body, headers)
-        if error.retryable and attempt < job_type.max_attempts:
+        policy = job_type.retry_policy(self.services.settings.retry_policies)
+        if error.retryable and policy.retries(failure_kind(error), attempt):
             moved = await self.tasks.next_attempt(job.id, attempt, self.services.clock.now())
             if moved is None:
                 return _ack("superseded")
@@ -422,7 +425,8 @@ class RemoteJobs:
     async def _publish(self, job: JobRecord | None) -> None:
         if job is not None:
             view = await signed_job_view(job, self.services.storage)
-            await self.services.events.publish(JobUpdate(job.user_id, view))
+            await self.services.events.publish(JobUpdate(job.user_id, view, job))
+            await settle_dependents(self.services, job)  # a finished job's waiting children
 
     def _elapsed(self, stored: ProviderTaskRecord) -> float:
         return max(0.0, (self.services.clock.now() - stored.submitted_at).total_seconds())

@@ -33,6 +33,7 @@ from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 from app.jobs.provider_batches import RemoteBatches
 from app.jobs.provider_polling import POLL_PATH, RemoteJobs, webhook_secret
 from app.jobs.types import JOB_TYPES
+from app.metrics import outcome_word
 from app.models import MAX_JOB_ID_LENGTH
 from app.services import SERVICES
 from daygen_queue import TaskAlreadyExists
@@ -83,6 +84,7 @@ async def handle_poll(request: web.Request) -> web.Response:
         answer = await RemoteJobs(services).poll(
             job_type, payload.job_id, payload.attempt, payload.poll, hook=payload.hook
         )
+    services.metrics.poll(job_type.name, outcome_word(answer.status, answer.body))
     return _json(answer.status, answer.body, answer.headers)
 
 

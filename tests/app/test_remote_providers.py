@@ -60,18 +60,19 @@ async def test_the_credentials_select_the_real_adapters(rig: RemoteRig) -> None:
     assert isinstance(providers.remote["runway"], RunwayProvider)
     assert isinstance(providers.remote["upscale"], ReplicateProvider)
     assert "local" not in providers.remote
-
-    # BFL's 24 active tasks cap the image type's dispatches in flight (its three priority
-    # queues share them), Runway's 2 the video type's.
-    async def budget(job_type: str) -> int:
-        names = [f"{job_type}-high-queue", f"{job_type}-queue", f"{job_type}-low-queue"]
-        queues = [await rig.backend.get_queue(name) for name in names]
-        return sum(q.config.rate_limits.max_concurrent_dispatches for q in queues)
-
-    assert await budget("image-generation") == 24
-    assert await budget("batch-generation") == 24
-    assert await budget("video-generation") == 3  # 2, but every priority gets at least one
-    assert await budget("image-upscale") == 10
+    # BFL's 24 active tasks cap the image queues' dispatches in flight (the budget the three
+    # priority queues share: 6 + 15 + 3).
+    images = [
+        (await rig.backend.get_queue(f"image-generation-{p}queue")).config.rate_limits
+        for p in ("high-", "", "low-")
+    ]
+    assert [limits.max_concurrent_dispatches for limits in images] == [6, 15, 3]
+    # Runway's 2: below one slot per priority, each queue keeps one (documented).
+    videos = [
+        (await rig.backend.get_queue(f"video-generation-{p}queue")).config.rate_limits
+        for p in ("high-", "", "low-")
+    ]
+    assert [limits.max_concurrent_dispatches for limits in videos] == [1, 1, 1]
 
 
 async def test_seed_image_request_completes_through_bfl(rig: RemoteRig, tmp_path: Path) -> None:
