@@ -4,19 +4,31 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import gc
 import os
 import socket
 import sys
 from datetime import timedelta
 
-from aiohttp import web
 from pydantic import ValidationError
 
 from app.auth import issue_dev_token
+from app.lifecycle import serve
 from app.logs import configure_logging
 from app.main import create_app
 from app.settings import Settings
+
+
+def _hours(text: str) -> float:
+    """A token lifetime: a finite number of hours above 0, at most ten years."""
+    try:
+        hours = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of hours") from None
+    if not 0 < hours <= 24 * 366 * 10:  # also refuses nan and inf
+        raise argparse.ArgumentTypeError(f"must be more than 0 and at most 87840, not {text}")
+    return hours
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -24,7 +36,9 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command")
     token = commands.add_parser("token", help="print a development JWT for USER_ID")
     token.add_argument("user_id")
-    token.add_argument("--hours", type=float, default=24.0, help="lifetime (default 24)")
+    token.add_argument(
+        "--hours", type=_hours, default=24.0, help="lifetime, more than 0 (default 24)"
+    )
     commands.add_parser("serve", help="run the service (the default)")
     args = parser.parse_args(argv)
 
@@ -61,11 +75,14 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 1
-    web.run_app(
-        create_app(settings),
-        sock=listener,
-        access_log=None,
-        print=lambda message: print(message, file=sys.stderr),
+    # Serving until SIGTERM/SIGINT, then a graceful stop within Cloud Run's 10 s (app.lifecycle).
+    asyncio.run(
+        serve(
+            create_app(settings),
+            listener,
+            grace=settings.shutdown_grace_seconds,
+            announce=lambda message: print(message, file=sys.stderr),
+        )
     )
     return 0
 
