@@ -12,6 +12,7 @@ import base64
 import binascii
 import json
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
@@ -19,15 +20,20 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
+from app import idempotency
 from app.auth import AuthError, bearer_token
 from app.jobs.cancel import JobAlreadyFinished, JobNotFound, cancel_job
+from app.jobs.contract import request_problems
 from app.jobs.credits import InsufficientCredits
+from app.jobs.planning import PlanningError
 from app.jobs.processor import Processor
+from app.jobs.records import JobRecord
 from app.jobs.schemas import TaskPayload
 from app.jobs.submit import submit_job
 from app.jobs.types import JOB_TYPES, JobType
 from app.jobs.views import job_view, signed_job_view
 from app.models import MAX_JOB_ID_LENGTH
+from app.providers.guard import FetchGuard, FetchRefused
 from app.services import SERVICES
 from daygen_queue import InvalidDelivery, TaskDelivery
 
@@ -72,6 +78,13 @@ def field_errors(exc: ValidationError) -> ApiError:
         message = error["msg"].removeprefix("Value error, ")
         fields.append({"field": location or "body", "message": message, "type": error["type"]})
     summary = "; ".join(f"{item['field']}: {item['message']}" for item in fields)
+    return ApiError(422, "validation_error", summary, fields)
+
+
+def problems_error(problems: dict[str, str]) -> ApiError:
+    """422 for checks made after the body's shape (``app.jobs.contract``)."""
+    fields = [{"field": f, "message": m, "type": "value_error"} for f, m in problems.items()]
+    summary = "; ".join(f"{f}: {m}" for f, m in problems.items())
     return ApiError(422, "validation_error", summary, fields)
 
 
@@ -141,9 +154,12 @@ def cors_middleware(allowed: list[str]) -> Any:
         if allow_all or origin in origins:
             response.headers["Access-Control-Allow-Origin"] = "*" if allow_all else origin
             response.headers["Vary"] = "Origin"
+            response.headers["Access-Control-Expose-Headers"] = "Idempotent-Replayed"
             if preflight:
                 response.headers["Access-Control-Allow-Methods"] = "GET, POST, OPTIONS"
-                response.headers["Access-Control-Allow-Headers"] = "Authorization, Content-Type"
+                response.headers["Access-Control-Allow-Headers"] = (
+                    "Authorization, Content-Type, Idempotency-Key"
+                )
                 response.headers["Access-Control-Max-Age"] = "600"
         return response
 
@@ -177,14 +193,70 @@ async def json_body(request: web.Request, model: type[BaseModel]) -> Any:
         raise field_errors(error) from None
 
 
+def _check_webhook_url(request: web.Request, body: Any) -> None:
+    """A ``webhookUrl`` at a private address (not in ``FETCH_ALLOW_HOSTS``) is refused now,
+    where that is known without DNS; each delivery checks the resolved addresses again."""
+    url = getattr(body, "webhook_url", None)
+    if url is None:
+        return
+    try:
+        FetchGuard.from_settings(request.app[SERVICES].settings).check_url(url)
+    except FetchRefused as refused:
+        raise field_error("webhookUrl", refused.message, "value_error") from None
+
+
+def _idempotency_key(request: web.Request) -> str | None:
+    try:
+        return idempotency.read_key(request.headers.get(idempotency.HEADER))
+    except idempotency.InvalidIdempotencyKey as error:
+        raise field_error(idempotency.HEADER, str(error), "value_error") from None
+
+
+async def _create_once(
+    request: web.Request, user_id: str, job_type: JobType[Any], body: Any, key: str
+) -> tuple[JobRecord, bool]:
+    """The create under an ``Idempotency-Key`` (``app.idempotency``), its refusals as 4xx."""
+    request_print = idempotency.fingerprint(job_type.name, json.loads(await request.read()))
+    try:
+        return await idempotency.create_once(
+            request.app[SERVICES], user_id, job_type, body, key=key, request_print=request_print
+        )
+    except idempotency.IdempotencyConflict:
+        raise field_error(
+            idempotency.HEADER,
+            "already used with a different request; use a new key for a new request",
+            "idempotency_key_reused",
+        ) from None
+    except idempotency.IdempotencyInFlight:
+        raise ApiError(
+            409, "request_in_flight", "a request with this Idempotency-Key is still in progress"
+        ) from None
+
+
 def _job_type_route(job_type: JobType[Any]) -> Callable[[web.Request], Awaitable[web.Response]]:
     async def create(request: web.Request) -> web.Response:
         user_id = await authenticated_user(request)
         body = await json_body(request, job_type.request)
+        problems = request_problems(request.app[SERVICES], job_type, body)
+        if problems:
+            raise problems_error(problems)
+        _check_webhook_url(request, body)
+        key = _idempotency_key(request)
+        replayed = False
         try:
-            job = await submit_job(request.app[SERVICES], user_id, job_type, body)
+            if key is None:
+                job = await submit_job(request.app[SERVICES], user_id, job_type, body)
+            else:
+                job, replayed = await _create_once(request, user_id, job_type, body, key)
         except InsufficientCredits as error:
             raise ApiError(402, "insufficient_credits", str(error)) from None
+        except PlanningError as error:
+            raise field_error(error.field, error.message, "value_error") from None
+        if replayed:
+            view = await signed_job_view(job, request.app[SERVICES].storage)
+            return web.json_response(
+                view, status=202, headers={idempotency.REPLAYED_HEADER: "true"}
+            )
         return web.json_response(job_view(job), status=202)
 
     create.__name__ = f"create_{job_type.name.replace('-', '_')}"
@@ -224,19 +296,37 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
 def _limit(raw: str | None) -> int:
     if raw is None:
         return DEFAULT_LIMIT
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
+    # ASCII digits only: str.isdigit() also takes '²', '①' and '٣'.
+    if re.fullmatch(r"[0-9]{1,3}", raw) is None or not 1 <= int(raw) <= MAX_LIMIT:
         raise field_error("limit", f"must be an integer from 1 to {MAX_LIMIT}", "value_error")
     return int(raw)
+
+
+async def _cursor_position(request: web.Request, user_id: str, cursor: str) -> tuple[datetime, str]:
+    """Where a page starts: after the job whose id is ``cursor`` (the seed's cursor, which
+    ``nextCursor`` always is), or, for clients holding one, after an older opaque cursor."""
+    if len(cursor) <= MAX_JOB_ID_LENGTH:
+        job = await request.app[SERVICES].store.get_user_job(user_id, cursor)
+        if job is not None:
+            return job.created_at, job.id
+    try:
+        return decode_cursor(cursor)
+    except ApiError:
+        raise field_error(
+            "cursor",
+            "must be the id of one of your jobs (a previous page's nextCursor)",
+            "value_error",
+        ) from None
 
 
 async def list_jobs(request: web.Request) -> web.Response:
     user_id = await authenticated_user(request)
     limit = _limit(request.query.get("limit"))
     cursor = request.query.get("cursor")
-    after = decode_cursor(cursor) if cursor else None
+    after = await _cursor_position(request, user_id, cursor) if cursor else None
     rows = await request.app[SERVICES].store.list_jobs(user_id, limit=limit + 1, after=after)
     page, more = rows[:limit], len(rows) > limit
-    next_cursor = encode_cursor(page[-1].created_at, page[-1].id) if more and page else None
+    next_cursor = page[-1].id if more and page else None
     storage = request.app[SERVICES].storage
     views = await asyncio.gather(*(signed_job_view(row, storage) for row in page))
     return web.json_response({"jobs": views, "nextCursor": next_cursor})

@@ -21,7 +21,7 @@ from app.events import JobEvents
 from app.jobs.provider_routes import provider_routes
 from app.jobs.reconciler import Reconciler
 from app.jobs.store import JobStore
-from app.jobs.types import JOB_TYPES, queue_config
+from app.jobs.types import JOB_TYPES, queue_configs
 from app.metrics import AppMetrics, MeteredJobEvents, add_metrics_route, metered_providers
 from app.migrate import migrate
 from app.outbound import OutboundHttp
@@ -31,6 +31,9 @@ from app.realtime import SSE_ROUTE, LiveUpdates, SocketHandlers, sse_handler
 from app.services import SERVICES, Services
 from app.settings import Settings
 from app.storage import Storage, media_routes, open_storage
+from app.webhooks.delivery import queue_config as webhook_queue_config
+from app.webhooks.publisher import WebhookPublisher
+from app.webhooks.routes import webhook_routes
 from daygen_queue import Clock, SystemClock, TaskQueue, open_task_queue
 
 log = logging.getLogger("app")
@@ -38,6 +41,7 @@ log = logging.getLogger("app")
 RECONCILER = web.AppKey("reconciler", Reconciler)
 OUTBOUND_HTTP = web.AppKey("outbound_http", OutboundHttp)
 METRICS = web.AppKey("metrics", AppMetrics)
+LIVE_UPDATES = web.AppKey("live_updates", LiveUpdates)
 EMULATOR_CONSOLE_PATH = "/_emulator/"
 
 Lifetime = Callable[[web.Application], AsyncIterator[None]]
@@ -86,6 +90,7 @@ def create_app(
     app[METRICS] = metrics
     if events is None:
         live = LiveUpdates(settings)
+        app[LIVE_UPDATES] = live
         handlers = SocketHandlers(live.sio, store=store, users=users, storage=storage)
         _serve_live_updates(app, live, handlers)
         app.router.add_get(
@@ -94,6 +99,7 @@ def create_app(
         metrics.watch_connections("socketio", handlers.connected_count)
         metrics.watch_connections("sse", live.streams.open_count)
         events = live
+    events = WebhookPublisher(events, store=store, queue=task_queue, settings=settings, clock=clock)
     events = MeteredJobEvents(events, metrics, store)
     app[SERVICES] = Services(
         settings=settings,
@@ -115,6 +121,7 @@ def create_app(
     app.add_routes(api_routes())
     app.add_routes(provider_routes())
     app.add_routes(media_routes(storage))
+    app.add_routes(webhook_routes(outbound))
     add_metrics_route(app, settings, metrics)
     _mount_emulator_console(app, task_queue, settings)
     return app
@@ -181,23 +188,25 @@ def _database(database: Database, *, owned: bool) -> Lifetime:
 
 
 def _queues(queue: TaskQueue, settings: Settings, *, owned: bool) -> Lifetime:
-    """One queue per job type ensured at start-up; the queue client closed with the app if
-    the app made it."""
+    """The queues of every job type (one per priority) ensured at start-up; the queue client
+    closed with the app if the app made it."""
 
     async def lifetime(app: web.Application) -> AsyncIterator[None]:
         try:
             providers = app[SERVICES].providers
             for job_type in JOB_TYPES.values():
                 concurrency = settings.queue_max_concurrent_dispatches
-                # A remote provider's own concurrency caps its queue's dispatches in flight.
+                # A remote provider's own concurrency caps its type's dispatches in flight,
+                # shared between the type's priority queues.
                 cap = remote_concurrency(settings, providers, job_type.name)
-                await queue.ensure_queue(
-                    queue_config(
-                        job_type,
-                        max_dispatches_per_second=settings.queue_max_dispatches_per_second,
-                        max_concurrent_dispatches=min(concurrency, cap or concurrency),
-                    )
-                )
+                for config in queue_configs(
+                    job_type,
+                    max_dispatches_per_second=settings.queue_max_dispatches_per_second,
+                    max_concurrent_dispatches=min(concurrency, cap or concurrency),
+                    retry_policies=settings.retry_policies,
+                ):
+                    await queue.ensure_queue(config)
+            await queue.ensure_queue(webhook_queue_config())
             yield
         finally:
             if owned:

@@ -67,9 +67,10 @@ UNCLASSIFIED = "unclassified"
 INTERNAL_ERROR = "internal_error"
 """The ``code`` of anything a provider raised that is not a ``ProviderError`` (a bug)."""
 
-WEBHOOK_OUTCOMES = ("delivered", "retrying", "failed")
-"""The outcomes ``webhook_delivery`` is meant to be called with: a 2xx from the receiver, a
-failed attempt that will be retried, an attempt after which no retry is left."""
+WEBHOOK_OUTCOMES = ("delivered", "retry", "dropped", "gone", "refused")
+"""What a webhook delivery attempt ends with (``app.webhooks.delivery.Outcome.result``): a 2xx
+from the receiver; a failed attempt the queue retries; the last allowed attempt failed; the
+receiver answered 410; the URL is refused (a private address)."""
 
 
 def _seconds(start: datetime | None, end: datetime | None) -> float | None:
@@ -107,7 +108,7 @@ class AppMetrics:
         self.queue_seconds = Histogram(
             "daygen_job_queue_seconds",
             "From creation (or the scheduled time, if later) to the start of processing",
-            ["type"],
+            ["type", "priority"],
             buckets=QUEUE_BUCKETS,
             registry=r,
         )
@@ -165,7 +166,7 @@ class AppMetrics:
         )
         self.webhook_deliveries = Counter(
             "daygen_webhook_deliveries",
-            "Webhook delivery attempts, by outcome (delivered, retrying, failed)",
+            "Webhook delivery attempts, by outcome (delivered, retry, dropped, gone, refused)",
             ["outcome"],
             registry=r,
         )
@@ -198,10 +199,10 @@ class AppMetrics:
             return
         if job.started_at != job.updated_at:
             return
-        due = max(job.created_at, getattr(job, "run_at", None) or job.created_at)
+        due = max(job.created_at, job.run_at or job.created_at)
         waited = _seconds(due, job.started_at)
         if waited is not None:
-            self._child(self.queue_seconds, job.type).observe(waited)
+            self._child(self.queue_seconds, job.type, job.priority).observe(waited)
 
     def job_finished(self, job: JobRecord, refunded: int | None = None) -> None:
         """``job`` reached a final status, and ``refunded`` credits were given back (None: its

@@ -27,6 +27,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
 class JobStatus(enum.StrEnum):
+    WAITING = "WAITING"  # for its parent jobs (``dependsOn``): no task yet
     PENDING = "PENDING"
     PROCESSING = "PROCESSING"
     COMPLETED = "COMPLETED"
@@ -97,6 +98,20 @@ class Job(Base):
     updated_at: Mapped[datetime]
     started_at: Mapped[datetime | None]
     completed_at: Mapped[datetime | None]
+    # When and in what order it runs (app.jobs.planning; migration 0002_roadmap).
+    priority: Mapped[str] = mapped_column(String(8), default="normal", server_default="normal")
+    run_at: Mapped[datetime | None]
+    depends_on: Mapped[list[str] | None] = mapped_column(JSON)
+    waiting_for: Mapped[list[str] | None] = mapped_column(JSON)
+
+
+class JobDependency(Base):
+    """One edge parent -> child of ``dependsOn``: which waiting jobs a finished job settles."""
+
+    __tablename__ = "job_dependencies"
+
+    parent_id: Mapped[str] = mapped_column(ForeignKey("jobs.id"), primary_key=True)
+    child_id: Mapped[str] = mapped_column(ForeignKey("jobs.id"), primary_key=True, index=True)
 
 
 class BatchChunk(Base):
@@ -123,4 +138,30 @@ class UsageRecord(Base):
     user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), index=True)
     type: Mapped[str] = mapped_column(String(32))
     credits: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime]
+
+
+class IdempotencyKey(Base):
+    """A client's ``Idempotency-Key`` on a create (``app.idempotency``): the primary key is
+    what makes two identical requests at once create one job, on any database."""
+
+    __tablename__ = "idempotency_keys"
+
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), primary_key=True)
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    job_id: Mapped[str] = mapped_column(String(MAX_JOB_ID_LENGTH))
+    created_at: Mapped[datetime]
+
+
+class WebhookSecret(Base):
+    """A user's webhook signing secret (``app.webhooks``); the previous one keeps signing
+    beside it for a while after a rotation."""
+
+    __tablename__ = "webhook_secrets"
+
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), primary_key=True)
+    key: Mapped[str] = mapped_column(String(128))
+    previous_key: Mapped[str | None] = mapped_column(String(128))
+    rotated_at: Mapped[datetime | None]
     created_at: Mapped[datetime]

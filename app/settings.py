@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from ipaddress import IPv4Network, IPv6Network
 from pathlib import Path
-from typing import Annotated, Literal, Self
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -44,6 +44,11 @@ class Settings(BaseSettings):
     google_cloud_location: str = "us-central1"
     queue_max_dispatches_per_second: float = Field(10.0, gt=0, le=500)
     queue_max_concurrent_dispatches: int = Field(100, ge=1, le=5000)
+    retry_policies: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="Per job type, fields of its retry policy to change (JSON): max_attempts, "
+        "min_backoff, max_backoff, max_doublings, max_retry_duration, retry_on.",
+    )
     task_service_account_email: str | None = Field(
         None,
         description="When set, tasks ask Cloud Tasks for an OIDC token of this service account "
@@ -291,6 +296,13 @@ class Settings(BaseSettings):
                 + ": anyone who reads the source can sign tokens. Never deploy like this."
             )
             log.warning(message)
+        return self
+
+    @model_validator(mode="after")
+    def _valid_retry_policies(self) -> Self:
+        from app.jobs.retry_policy import resolve_policies
+
+        resolve_policies(self.retry_policies)
         return self
 
     @property

@@ -17,6 +17,7 @@ MODULES = [
     "app_create",
     "app_end_to_end",
     "socketio_latency",
+    "priority",
     "metrics",
 ]
 

@@ -29,7 +29,9 @@ from sqlalchemy import Connection, insert, select, update
 
 from app.events import JobUpdate
 from app.jobs import credits
+from app.jobs.dependencies import settle_dependents
 from app.jobs.enqueue import task_name
+from app.jobs.provider_polling import cancel_provider_task
 from app.jobs.records import JobRecord
 from app.jobs.transitions import UNFINISHED, read_job, update_job
 from app.jobs.types import JOB_TYPES
@@ -37,10 +39,14 @@ from app.jobs.views import signed_job_view
 from app.logs import JobLogger, job_logger
 from app.models import FINISHED, BatchChunk, Job, JobStatus, UsageRecord
 from app.providers.base import CancellableProvider, PermanentProviderError
+from app.providers.registry import REMOTE_NAMES
 from app.services import Services
 from daygen_queue import QueueError
 
 log = logging.getLogger("app.jobs.cancel")
+
+CANCELLABLE = (JobStatus.WAITING, *UNFINISHED)
+"""A WAITING job (``dependsOn``) has no task yet: cancelling it is the UPDATE and the refund."""
 
 __all__ = [
     "CancelOutcome",
@@ -139,10 +145,12 @@ def cancel_transition(
         )
     elif job.status == JobStatus.PENDING:
         pending = [None]
+    if job.status == JobStatus.WAITING:
+        pending = []  # its tasks are created only when its parents complete
     cancelled = update_job(
         conn,
         Job.id == job_id,
-        Job.status.in_(UNFINISHED),
+        Job.status.in_(CANCELLABLE),
         status=JobStatus.CANCELLED,
         result=result,
         error=reason,
@@ -185,7 +193,8 @@ async def cancel_job(
     if job_type is not None:
         for name in outcome.pending_tasks:
             try:
-                await services.queue.delete_task(job_type.queue, name or task_name(job.id))
+                queue = job_type.queue_for(job.priority)
+                await services.queue.delete_task(queue, name or task_name(job.id))
             except QueueError as error:  # already dispatched or gone: the delivery acks
                 logger.info("task not deleted (%s): %s", type(error).__name__, error)
             except Exception:
@@ -194,6 +203,7 @@ async def cancel_job(
         await _cancel_remote(services, outcome.before, logger)
     view = await signed_job_view(job, services.storage)
     await services.events.publish(JobUpdate(job.user_id, view, job))
+    await settle_dependents(services, job)  # its waiting children are cancelled, refunded
     return job
 
 
@@ -213,6 +223,12 @@ async def _cancel_remote(services: Services, job: JobRecord, logger: JobLogger) 
     if kind is None or not isinstance(name, str):
         return
     providers = services.providers
+    if providers.remote_provider(name) is not None and job.type in REMOTE_NAMES:
+        try:
+            await cancel_provider_task(services, job)
+        except Exception:
+            logger.exception("the provider could not cancel its remote task")
+        return
     try:
         provider: object = {
             "image": providers.image_provider,

@@ -9,8 +9,11 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
+from app.jobs.priorities import DEFAULT_PRIORITY
+from app.jobs.records import JobRecord
 from app.jobs.types import JobType
 from app.settings import Settings
 from daygen_queue import (
@@ -30,12 +33,19 @@ def task_name(job_id: str, chunk: int | None = None) -> str:
 
 
 def task_for(
-    settings: Settings, job_type: JobType[Any], job_id: str, chunk: int | None = None
+    settings: Settings,
+    job_type: JobType[Any],
+    job_id: str,
+    chunk: int | None = None,
+    *,
+    schedule_time: datetime | None = None,
 ) -> NewTask:
     """The task that delivers ``job_id`` (or one of its chunks) to the processor.
 
     Cloud Tasks adds no Content-Type, so the task carries its own. Authentication is the OIDC
-    token of ``TASK_SERVICE_ACCOUNT_EMAIL`` when set, else the internal key header.
+    token of ``TASK_SERVICE_ACCOUNT_EMAIL`` when set, else the internal key header. The task
+    carries the type's retry policy as its own ``retry_config`` and, for a job with ``runAt``,
+    its ``schedule_time``.
     """
     body: dict[str, object] = {"jobId": job_id}
     if chunk is not None:
@@ -57,7 +67,9 @@ def task_for(
             body=json.dumps(body).encode(),
             oidc_token=oidc,
         ),
+        schedule_time=schedule_time,
         dispatch_deadline=job_type.dispatch_deadline,
+        retry_config=job_type.retry_policy(settings.retry_policies).retry_config(),
     )
 
 
@@ -67,20 +79,28 @@ async def enqueue(
     job_type: JobType[Any],
     job_id: str,
     chunks: Sequence[int] = (),
+    *,
+    priority: str = DEFAULT_PRIORITY,
+    schedule_time: datetime | None = None,
 ) -> int:
     """Create the job's task(s); a task that already exists counts as done. Returns how many
     were newly created. Other queue errors propagate (the reconciler tries again later).
+    ``priority`` picks the type's queue; ``schedule_time`` delays the first delivery.
 
     A batch's chunk tasks go in BatchCreateTasks calls (``create_tasks``: 100 per call
     rather than one CreateTask each); a single job's task in one CreateTask."""
+    name = job_type.queue_for(priority)
     if not chunks:
+        task = task_for(settings, job_type, job_id, schedule_time=schedule_time)
         try:
-            await queue.create_task(job_type.queue, task_for(settings, job_type, job_id))
+            await queue.create_task(name, task)
         except TaskAlreadyExists:
             return 0
         return 1
-    tasks = [task_for(settings, job_type, job_id, chunk) for chunk in chunks]
-    results = await queue.create_tasks(job_type.queue, tasks)
+    tasks = [
+        task_for(settings, job_type, job_id, chunk, schedule_time=schedule_time) for chunk in chunks
+    ]
+    results = await queue.create_tasks(name, tasks)
     errors = [
         result
         for result in results
@@ -89,3 +109,22 @@ async def enqueue(
     if errors:
         raise errors[0]
     return sum(1 for result in results if not isinstance(result, QueueError))
+
+
+async def enqueue_job(
+    queue: TaskQueue,
+    settings: Settings,
+    job_type: JobType[Any],
+    job: JobRecord,
+    chunks: Sequence[int] = (),
+) -> int:
+    """``enqueue`` for a saved job: on its priority's queue, at its ``runAt``."""
+    return await enqueue(
+        queue,
+        settings,
+        job_type,
+        job.id,
+        chunks,
+        priority=job.priority,
+        schedule_time=job.run_at,
+    )

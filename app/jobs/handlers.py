@@ -15,6 +15,7 @@ from app.jobs.schemas import chunk_ranges
 from app.providers.base import Providers
 from app.providers.fetch import fetch_source_image
 from app.providers.guard import FetchGuard
+from app.providers.local.image import reencode
 from app.settings import Settings
 from app.storage import Storage, extension_for
 
@@ -71,23 +72,29 @@ async def run_image(ctx: HandlerContext, task: HandlerTask) -> dict[str, Any]:
         model=params["model"],
     )
     await task.report(90)
-    url = await ctx.storage.save(f"jobs/{task.job_id}/image.png", data, "image/png")
+    data, mime, extension = reencode(data, params.get("output_format", "png"))
+    url = await ctx.storage.save(f"jobs/{task.job_id}/image{extension}", data, mime)
     return {"url": url}
 
 
 async def run_video(ctx: HandlerContext, task: HandlerTask) -> dict[str, Any]:
     params = task.params
     provider = ctx.providers.video_provider(params["provider"])
-    image = await _source(ctx, params["image_url"]) if params.get("image_url") else None
-    if image is not None:
+    urls: list[str] = params.get("image_urls") or (
+        [params["image_url"]] if params.get("image_url") else []
+    )
+    images = [await _source(ctx, url) for url in urls]
+    if images:
         await task.report(10)
     data, mime = await provider.generate_video(
         prompt=params["prompt"],
         duration_seconds=params["duration"],
         width=params["width"],
         height=params["height"],
-        image=image,
+        image=images[0] if images else None,
         model=params["model"],
+        seed=params.get("seed"),
+        last_image=images[1] if len(images) > 1 else None,
     )
     await task.report(90)
     url = await ctx.storage.save(f"jobs/{task.job_id}/video{extension_for(mime)}", data, mime)
@@ -99,7 +106,12 @@ async def run_upscale(ctx: HandlerContext, task: HandlerTask) -> dict[str, Any]:
     provider = ctx.providers.upscale_provider(params["provider"])
     source = await _source(ctx, params["image_url"])
     await task.report(10)
-    data = await provider.upscale(image=source, scale=params["scale"], model=params["model"])
+    data = await provider.upscale(
+        image=source,
+        scale=params["scale"],
+        model=params["model"],
+        face_enhance=bool(params.get("face_enhance", False)),
+    )
     await task.report(90)
     url = await ctx.storage.save(f"jobs/{task.job_id}/upscaled.png", data, "image/png")
     return {"url": url}
@@ -127,7 +139,8 @@ async def run_batch_chunk(ctx: HandlerContext, task: HandlerTask) -> dict[str, A
             seed=None if seed is None else (seed + position) % 2**32,
             model=params["model"],
         )
-        key = f"jobs/{task.job_id}/{position:03d}.png"
-        urls.append(await ctx.storage.save(key, data, "image/png"))
+        data, mime, extension = reencode(data, params.get("output_format", "png"))
+        key = f"jobs/{task.job_id}/{position:03d}{extension}"
+        urls.append(await ctx.storage.save(key, data, mime))
         await task.report(len(urls))
     return {"urls": urls}

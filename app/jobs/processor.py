@@ -20,9 +20,11 @@ from typing import Any, Protocol
 
 from app.events import JobUpdate
 from app.jobs.cancel import JobCancelled, raise_if_cancelled
+from app.jobs.dependencies import settle_dependents
 from app.jobs.handlers import HandlerContext, HandlerTask
 from app.jobs.provider_polling import AwaitingProvider, RemoteJobs, retry_after_headers
 from app.jobs.records import Claim, JobRecord
+from app.jobs.retry_policy import failure_kind
 from app.jobs.schemas import TaskPayload
 from app.jobs.store import JobStore
 from app.jobs.types import JobType
@@ -231,18 +233,22 @@ class Processor:
         except Exception as error:
             message, retryable = _describe(error, job_type, logger)
             attempt = delivery.attempt
-            if retryable and attempt < job_type.max_attempts:
+            policy = job_type.retry_policy(self.services.settings.retry_policies)
+            if retryable and policy.retries(failure_kind(error), attempt):
                 logger.warning(
-                    "attempt %d/%d failed, will retry: %s", attempt, job_type.max_attempts, message
+                    "attempt %d/%d failed, will retry: %s", attempt, policy.max_attempts, message
                 )
                 body = {"error": "retryable", "message": message, "attempt": attempt}
                 headers = retry_after_headers(error) if isinstance(error, ProviderError) else {}
                 return Outcome(503, body, headers)
             logger.warning("job failed for good on attempt %d: %s", attempt, message)
-            await self.publish(await work.fail(message))
+            failed = await work.fail(message)
+            await self.publish(failed)
+            await settle_dependents(self.services, failed)
             return _ack("failed", error=message)
         finished = await work.complete(result)
         await self.publish(finished)
+        await settle_dependents(self.services, finished)
         return work.completed(finished, logger)
 
     def _unclaimed(self, job_type: JobType[Any], job: JobRecord) -> Outcome:

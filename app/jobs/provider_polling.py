@@ -57,13 +57,21 @@ from app.providers.base import (
     Webhook,
 )
 from app.providers.fetch import fetch_source_image
+from app.providers.guard import FetchGuard
 from app.providers.registry import REMOTE_NAMES
 from app.providers.sources import source_for_provider
 from app.services import Services
 from app.storage import extension_for
 from daygen_queue import HttpRequest, NewTask, TaskAlreadyExists
 
-__all__ = ["POLL_PATH", "AwaitingProvider", "PollAnswer", "RemoteJobs", "webhook_secret"]
+__all__ = [
+    "POLL_PATH",
+    "AwaitingProvider",
+    "PollAnswer",
+    "RemoteJobs",
+    "cancel_provider_task",
+    "webhook_secret",
+]
 
 log = logging.getLogger("app.jobs.provider_polling")
 
@@ -137,7 +145,7 @@ class RemoteJobs:
                 attempt,
                 stored.task_id,
             )
-            await self._schedule(job_type, job.id, attempt, stored.polls + 1, 0.0)
+            await self._schedule(job_type, job, attempt, stored.polls + 1, 0.0)
             raise AwaitingProvider(stored.task_id, adopted=True)
         request = await self._request(job_type, job)
         submitted = await adapter.submit(request)
@@ -150,7 +158,7 @@ class RemoteJobs:
         if isinstance(submitted.state, TaskReady):
             return await self._store_result(job_type, job, adapter, submitted.state)
         await self._progress(job, attempt, SUBMITTED_PROGRESS)
-        await self._schedule(job_type, job.id, attempt, 1, submitted.state.poll_after)
+        await self._schedule(job_type, job, attempt, 1, submitted.state.poll_after)
         raise AwaitingProvider(submitted.task.task_id)
 
     # ------------------------------------------------------------------ poll deliveries
@@ -181,7 +189,7 @@ class RemoteJobs:
                 return await self._resubmit(job_type, job, attempt)
             return _ack("superseded")
         if number == 0 and not hook:  # a duplicated "submit again": the task is stored
-            await self._schedule(job_type, job.id, attempt, stored.polls + 1, 0.0)
+            await self._schedule(job_type, job, attempt, stored.polls + 1, 0.0)
             return _ack("polling")
         if not hook and await self.tasks.polled(job_id, attempt, self.services.clock.now()) is None:
             return _ack("superseded")
@@ -204,7 +212,7 @@ class RemoteJobs:
             message = f"the {adapter.name} task did not finish in time"
             await self._fail(job, attempt, message)
             return _ack("failed", error=message)
-        await self._schedule(job_type, job.id, attempt, number + 1, state.poll_after)
+        await self._schedule(job_type, job, attempt, number + 1, state.poll_after)
         return _ack("running", status=state.status)
 
     async def _poll_failed(
@@ -238,7 +246,7 @@ class RemoteJobs:
                 error.code,
                 attempt + 1,
             )
-            await self._schedule(job_type, job.id, attempt + 1, 0, 1.0)
+            await self._schedule(job_type, job, attempt + 1, 0, 1.0)
             return _ack("retrying", attempt=attempt + 1)
         await self._fail(job, attempt, error.message)
         return _ack("failed", error=error.message)
@@ -262,13 +270,15 @@ class RemoteJobs:
     # ------------------------------------------------------------------ helpers
 
     async def _schedule(
-        self, job_type: JobType[Any], job_id: str, attempt: int, number: int, delay: float
+        self, job_type: JobType[Any], job: JobRecord, attempt: int, number: int, delay: float
     ) -> None:
-        """Create poll ``number`` of ``attempt``, ``delay`` seconds from now (a task of that
-        name already existing means a duplicate delivery got here first)."""
+        """Create poll ``number`` of ``attempt``, ``delay`` seconds from now, on the queue of
+        the job's priority (a task of that name already existing means a duplicate delivery
+        got here first)."""
         with contextlib.suppress(TaskAlreadyExists):
             await self.services.queue.create_task(
-                job_type.queue, self.poll_task(job_type, job_id, attempt, number, delay)
+                job_type.queue_for(job.priority),
+                self.poll_task(job_type, job.id, attempt, number, delay),
             )
 
     def poll_task(
@@ -357,7 +367,7 @@ class RemoteJobs:
             return await fetch_source_image(
                 target,
                 storage=storage,
-                allow_private=settings.source_fetch_allow_private,
+                guard=FetchGuard.from_settings(settings),
                 max_bytes=settings.source_fetch_max_bytes,
                 timeout=settings.source_fetch_timeout_seconds,
             )
@@ -396,6 +406,25 @@ class RemoteJobs:
 
     def _elapsed(self, stored: ProviderTaskRecord) -> float:
         return max(0.0, (self.services.clock.now() - stored.submitted_at).total_seconds())
+
+
+async def cancel_provider_task(services: Services, job: JobRecord) -> bool:
+    """Ask the provider to stop the job's stored task (the cancel hook of remote jobs): Runway
+    ``DELETE /v1/tasks/{id}``, Replicate ``POST .../cancel``; BFL has no cancel (``False``).
+    Pending poll tasks need nothing: they find the job finished and stop."""
+    remote = RemoteJobs(services)
+    adapter = remote.adapter_for(job.type, job.params)
+    stored = await remote.tasks.get(job.id)
+    if adapter is None or stored is None:
+        return False
+    cancelled = await adapter.cancel(stored.task)
+    log.info(
+        "job %s: provider task %s %s",
+        job.id,
+        stored.task_id,
+        "cancelled" if cancelled else "cannot be cancelled (it runs to its end)",
+    )
+    return cancelled
 
 
 def job_type_named(name: str) -> JobType[Any] | None:

@@ -132,7 +132,7 @@ async def handle_webhook(request: web.Request) -> web.Response:
         hook=True,
     )
     try:
-        await services.queue.create_task(job_type.queue, task)
+        await services.queue.create_task(job_type.queue_for(job.priority), task)
     except TaskAlreadyExists:
         return _json(200, {"result": "duplicate"})
     return _json(200, {"result": "polling"})

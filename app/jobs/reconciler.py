@@ -17,7 +17,8 @@ import logging
 from datetime import timedelta
 
 from app.events import JobEvents, JobUpdate
-from app.jobs.enqueue import enqueue
+from app.jobs import dependencies
+from app.jobs.enqueue import enqueue_job
 from app.jobs.store import JobStore
 from app.jobs.types import JOB_TYPES
 from app.jobs.views import job_view
@@ -42,13 +43,17 @@ class Reconciler:
         self._task: asyncio.Task[None] | None = None
 
     async def run_once(self) -> int:
-        """One pass; returns how many tasks it created."""
+        """One pass; returns how many tasks it created. Also settles jobs still WAITING on
+        parents that finished (``app.jobs.dependencies``)."""
+        await dependencies.sweep(self)
         created = 0
         older_than = timedelta(seconds=self.settings.reconcile_after_seconds)
         for job, chunks in await self.store.stale_pending(older_than):
             logger = job_logger("app.reconciler", job_id=job.id, user_id=job.user_id)
             try:
-                made = await enqueue(self.queue, self.settings, JOB_TYPES[job.type], job.id, chunks)
+                made = await enqueue_job(
+                    self.queue, self.settings, JOB_TYPES[job.type], job, chunks
+                )
             except Exception:
                 logger.exception("re-enqueue failed; will try again")
                 continue
@@ -66,6 +71,7 @@ class Reconciler:
                 "stuck in PROCESSING: failed and refunded"
             )
             await self.events.publish(JobUpdate(job.user_id, job_view(job), job))
+            await dependencies.settle_dependents(self, job)
         return len(failed)
 
     def start(self) -> None:

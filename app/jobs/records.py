@@ -41,6 +41,12 @@ class JobRecord:
     updated_at: datetime
     started_at: datetime | None
     completed_at: datetime | None
+    priority: str = "normal"
+    run_at: datetime | None = None
+    """When its task is scheduled (``runAt``), if not at once."""
+    depends_on: list[str] | None = None
+    waiting_for: list[str] | None = None
+    """The parents not yet COMPLETED, while the job is WAITING."""
 
     def values(self) -> dict[str, Any]:
         """The columns, for an INSERT."""

@@ -1,25 +1,41 @@
 """Request bodies of ``POST /api/jobs/<type>``, validated with pydantic.
 
-Field names are the seed's camelCase. Unknown fields are ignored so that the seed's clients
-keep working; every known field is checked, and a failure names it (422).
+Field names are the seed's camelCase. Unknown top-level fields are ignored so that the seed's
+clients keep working; every known field is checked, and a failure names it (422). The seed's
+``options`` object is defined, and merged into these fields, in ``app.jobs.options``. The
+OpenAPI document is generated from these models (``app.openapi``).
 """
 
 from __future__ import annotations
 
-from typing import Annotated, ClassVar, Literal, Self
+from typing import Annotated, ClassVar, Self
 
 from pydantic import (
     AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
+    StrictBool,
     StrictInt,
     ValidationInfo,
     field_validator,
     model_validator,
 )
 
+from app.jobs.options import (
+    Duration,
+    ImageOptionsBody,
+    ImageSide,
+    OutputFormat,
+    Seed,
+    UpscaleOptionsBody,
+    VideoOptionsBody,
+    VideoSide,
+)
+from app.jobs.planning import PlanningFields, checked_job_ref
 from app.models import MAX_JOB_ID_LENGTH
+from app.providers.urls import MAX_URL_LENGTH, parse_http_url
+from app.webhooks.fields import WebhookFields
 
 # model -> provider, per job type: the seed's models plus the offline ``local`` one.
 IMAGE_MODELS: dict[str, str] = {"flux-1.1-pro": "bfl", "local": "local"}
@@ -27,15 +43,15 @@ VIDEO_MODELS: dict[str, str] = {"runway-gen4": "runway", "local": "local"}
 UPSCALE_MODELS: dict[str, str] = {"real-esrgan": "upscale", "local": "local"}
 
 MAX_PROMPT_CHARS = 2000
-MIN_SIDE, MAX_IMAGE_SIDE, MAX_VIDEO_SIDE = 64, 2048, 1280
-MIN_VIDEO_SECONDS, MAX_VIDEO_SECONDS = 1.0, 10.0
-MAX_SEED = 2**32 - 1
+MAX_SOURCE_IMAGES = 2
 
 
 def _http_url(value: str) -> str:
-    lowered = value.lower()
-    if not lowered.startswith(("http://", "https://")) or len(value) < 11:
-        raise ValueError("must be an http:// or https:// URL")
+    """The one URL parser (``app.providers.urls``), so what is accepted here can be fetched;
+    or ``job:<jobId>``, a parent job's result (``app.jobs.planning``)."""
+    if checked_job_ref(value) is not None:
+        return value
+    parse_http_url(value)  # InvalidURL is a ValueError: a 422 naming the field
     return value
 
 
@@ -48,13 +64,14 @@ def _not_blank(value: str) -> str:
 Prompt = Annotated[
     str, Field(min_length=1, max_length=MAX_PROMPT_CHARS), AfterValidator(_not_blank)
 ]
-HttpUrl = Annotated[str, Field(max_length=2048), AfterValidator(_http_url)]
-ImageSide = Annotated[StrictInt, Field(ge=MIN_SIDE, le=MAX_IMAGE_SIDE)]
-VideoSide = Annotated[StrictInt, Field(ge=MIN_SIDE, le=MAX_VIDEO_SIDE)]
-Seed = Annotated[StrictInt, Field(ge=0, le=MAX_SEED)]
+HttpUrl = Annotated[
+    str,
+    Field(max_length=MAX_URL_LENGTH, json_schema_extra={"format": "uri"}),
+    AfterValidator(_http_url),
+]
 
 
-class JobRequest(BaseModel):
+class JobRequest(WebhookFields, PlanningFields):
     """Common part: ``model`` and ``provider`` must match the type's ``models`` registry."""
 
     model_config = ConfigDict(extra="ignore", populate_by_name=True)
@@ -89,6 +106,15 @@ class JobRequest(BaseModel):
             self.provider = self.models[self.model]
         return self
 
+    def reconcile(self) -> dict[str, str]:
+        """Settle fields given in two spellings (after pydantic, before ``options`` are
+        merged): ``{field: problem}``."""
+        return {}
+
+    def source_urls(self) -> dict[str, str]:
+        """``{field: url}`` of the source images this request names (checked at creation)."""
+        return {}
+
 
 class PromptRequest(JobRequest):
     """A job made from one prompt."""
@@ -97,7 +123,8 @@ class PromptRequest(JobRequest):
 
 
 class ImageOptions(JobRequest):
-    """What an image and a batch of images share: the image models, the size and the seed.
+    """What an image and a batch of images share: the image models, the size, the seed and
+    the file format, at the top level or under ``options`` (see ``app.jobs.options``).
 
     Listed first among the bases of a request (``class X(ImageOptions, PromptRequest)``), it
     puts these fields after the prompt(s), where clients see them in a 422's ``fields``.
@@ -108,6 +135,8 @@ class ImageOptions(JobRequest):
     width: ImageSide = 1024
     height: ImageSide = 1024
     seed: Seed | None = None
+    output_format: OutputFormat = Field("png", alias="outputFormat")
+    options: ImageOptionsBody = Field(default_factory=ImageOptionsBody)
 
 
 class ImageGenerationRequest(ImageOptions, PromptRequest):
@@ -115,19 +144,50 @@ class ImageGenerationRequest(ImageOptions, PromptRequest):
 
 
 class VideoGenerationRequest(PromptRequest):
+    """A clip from a prompt, optionally starting on ``imageUrls[0]`` (and ending on
+    ``imageUrls[1]``); ``imageUrl`` is the older spelling of a single start image."""
+
     models: ClassVar[dict[str, str]] = VIDEO_MODELS
     model: str = "runway-gen4"
-    duration: float = Field(5.0, ge=MIN_VIDEO_SECONDS, le=MAX_VIDEO_SECONDS, allow_inf_nan=False)
+    duration: Duration = 5.0
     width: VideoSide = 640
     height: VideoSide = 384
+    seed: Seed | None = None
+    image_urls: list[HttpUrl] | None = Field(None, alias="imageUrls", max_length=MAX_SOURCE_IMAGES)
     image_url: HttpUrl | None = Field(None, alias="imageUrl")
+    options: VideoOptionsBody = Field(default_factory=VideoOptionsBody)
+
+    def reconcile(self) -> dict[str, str]:
+        if self.image_url is not None and self.image_urls:
+            if self.image_urls[0] != self.image_url:
+                return {"imageUrl": "differs from imageUrls[0]; give the start image once"}
+        elif self.image_url is not None:
+            self.image_urls = [self.image_url]
+        elif self.image_urls:
+            self.image_url = self.image_urls[0]
+        return {}
+
+    def source_urls(self) -> dict[str, str]:
+        return {f"imageUrls[{i}]": url for i, url in enumerate(self.image_urls or [])}
 
 
 class ImageUpscaleRequest(JobRequest):
     models: ClassVar[dict[str, str]] = UPSCALE_MODELS
     image_url: HttpUrl = Field(alias="imageUrl")
-    scale: Literal[2, 4] = 2
+    scale: StrictInt = Field(2, description="2 or 4", json_schema_extra={"enum": [2, 4]})
+    face_enhance: StrictBool = Field(False, alias="faceEnhance")
     model: str = "real-esrgan"
+    options: UpscaleOptionsBody = Field(default_factory=UpscaleOptionsBody)
+
+    @field_validator("scale")
+    @classmethod
+    def _two_or_four(cls, value: int) -> int:
+        if value not in (2, 4):
+            raise ValueError("must be 2 or 4")
+        return value
+
+    def source_urls(self) -> dict[str, str]:
+        return {"imageUrl": self.image_url}
 
 
 class BatchPrompts(JobRequest):

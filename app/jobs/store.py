@@ -18,7 +18,7 @@ from sqlalchemy import Connection, Select, and_, insert, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from app.db import Database
-from app.jobs import batches, credits, transitions
+from app.jobs import batches, credits, dependencies, transitions
 from app.jobs.group_commit import GroupCommit
 from app.jobs.records import ChunkRecord, Claim, JobRecord, R, UsageEntry, UserRecord, record
 from app.jobs.transitions import JOB_COLUMNS, UNFINISHED
@@ -88,9 +88,18 @@ class JobStore:
         params: dict[str, Any],
         cost: int,
         chunk_sizes: Sequence[int] = (),
+        job_id: str | None = None,
+        priority: str = "normal",
+        run_at: datetime | None = None,
+        depends_on: Sequence[str] = (),
+        parent_fields: dict[str, str] | None = None,
     ) -> JobRecord:
         """Reserve the credits and save the job ``PENDING`` (with its chunks), atomically.
-        Raises ``InsufficientCredits``.
+        Raises ``InsufficientCredits``. ``job_id`` is a new id chosen by the caller (an
+        idempotency key names its job before the job exists); a UUID otherwise. A job with
+        ``depends_on`` is saved on its own (``app.jobs.dependencies``): ``WAITING`` unless its
+        parents all completed, and ``PlanningError`` for a parent it cannot have
+        (``parent_fields`` names the field).
 
         Concurrent calls are committed together: a group costs one locked read of the
         balances, one conditional UPDATE and one INSERT, whatever its size, and each request
@@ -98,7 +107,7 @@ class JobStore:
         """
         now = self.clock.now()
         job = JobRecord(
-            id=str(uuid.uuid4()),
+            id=job_id or str(uuid.uuid4()),
             user_id=user_id,
             type=job_type,
             status=JobStatus.PENDING,
@@ -112,7 +121,18 @@ class JobStore:
             updated_at=now,
             started_at=None,
             completed_at=None,
+            priority=priority,
+            run_at=run_at,
+            depends_on=list(depends_on) or None,
         )
+        if depends_on:
+            return await self.db.write(
+                dependencies.create_with_parents,
+                job,
+                batches.new_chunks(job.id, chunk_sizes, now),
+                parent_fields or {},
+                now,
+            )
         return await self._creations.submit(
             _NewJob(job, batches.new_chunks(job.id, chunk_sizes, now))
         )
@@ -147,10 +167,11 @@ class JobStore:
         return await self.db.read(_records, JobRecord, statement)
 
     async def unfinished_jobs(self, user_id: str) -> list[JobRecord]:
-        """The user's PENDING and PROCESSING jobs, newest first (a snapshot for live clients)."""
+        """The user's WAITING, PENDING and PROCESSING jobs, newest first (a snapshot for live
+        clients)."""
         statement = (
             select(*JOB_COLUMNS)
-            .where(Job.user_id == user_id, Job.status.in_(UNFINISHED))
+            .where(Job.user_id == user_id, Job.status.in_((JobStatus.WAITING, *UNFINISHED)))
             .order_by(Job.created_at.desc(), Job.id.desc())
         )
         return await self.db.read(_records, JobRecord, statement)
@@ -172,11 +193,17 @@ class JobStore:
     async def stale_pending(self, older_than: timedelta) -> list[tuple[JobRecord, list[int]]]:
         """Jobs whose tasks may never have been created, with the chunks to enqueue: PENDING
         jobs (``[]``: the job's own task), and the PENDING chunks of unfinished jobs made of
-        chunks, older than ``older_than``."""
+        chunks, older than ``older_than`` (and, for a scheduled job, that long past its
+        ``runAt``: thousands of jobs scheduled ahead must not fill every pass)."""
         cutoff = self.clock.now() - older_than
         statement = (
             select(*JOB_COLUMNS)
-            .where(Job.created_at < cutoff, Job.status.in_(UNFINISHED))
+            .where(
+                Job.created_at < cutoff,
+                Job.status.in_(UNFINISHED),
+                # A scheduled job's task is due at its runAt: only suspicious after that.
+                or_(Job.run_at.is_(None), Job.run_at < cutoff),
+            )
             .order_by(Job.created_at)
             .limit(_SCAN_LIMIT)
         )

@@ -14,6 +14,8 @@ from datetime import timedelta
 from typing import Any, Generic, TypeVar
 
 from app.jobs.handlers import Handler, run_batch_chunk, run_image, run_upscale, run_video
+from app.jobs.priorities import DEFAULT_PRIORITY, queue_name, split_budget
+from app.jobs.retry_policy import DEFAULT_POLICIES, RetryPolicy, policy_for
 from app.jobs.schemas import (
     BatchGenerationRequest,
     ImageGenerationRequest,
@@ -38,15 +40,27 @@ class JobType(Generic[RequestT]):
     chunk_sizes: Callable[[RequestT], list[int]] | None = None
     """With it, a job fans out into one task per chunk, each claimed and retried on its own;
     the job completes with its last chunk and fails with the first that fails for good."""
-    max_attempts: int = 3
-    """The app's own limit: Cloud Tasks' max_attempts AND max_retry_duration combine, so the
-    queue alone would retry for up to an hour."""
     run_timeout: timedelta = timedelta(minutes=5)
     dispatch_deadline: timedelta = timedelta(minutes=10)
 
     @property
     def queue(self) -> str:
-        return f"{self.name}-queue"
+        """The queue of its ``normal`` jobs (see ``queue_for`` for the others)."""
+        return queue_name(self.name, DEFAULT_PRIORITY)
+
+    def queue_for(self, priority: str) -> str:
+        """The queue of its jobs of ``priority`` (``app.jobs.priorities``)."""
+        return queue_name(self.name, priority)
+
+    def retry_policy(self, overrides: dict[str, dict[str, Any]] | None = None) -> RetryPolicy:
+        """Its retry strategy (``app.jobs.retry_policy``) under ``Settings.retry_policies``."""
+        return policy_for(self.name, overrides or {})
+
+    @property
+    def max_attempts(self) -> int:
+        """The app's own limit under the default policy: Cloud Tasks' max_attempts AND
+        max_retry_duration combine, so the queue alone would retry for up to an hour."""
+        return DEFAULT_POLICIES[self.name].max_attempts
 
     @property
     def models(self) -> dict[str, str]:
@@ -101,20 +115,38 @@ def queue_config(
     *,
     max_dispatches_per_second: float = 10.0,
     max_concurrent_dispatches: int = 100,
+    retry_config: RetryConfig | None = None,
 ) -> QueueConfig:
-    """The seed's production queue: 10/s, 100 concurrent, the type's attempts within 1 h,
-    backoff 1 s -> 60 s (the same values as ``queues.toml``)."""
+    """One queue of the type with the given limits and its default retry policy (the seed's:
+    the type's attempts within 1 h, backoff 1 s -> 60 s)."""
     return QueueConfig(
         name=job_type.queue,
         rate_limits=RateLimits(
             max_dispatches_per_second=max_dispatches_per_second,
             max_concurrent_dispatches=max_concurrent_dispatches,
         ),
-        retry_config=RetryConfig(
-            max_attempts=job_type.max_attempts,
-            max_retry_duration=timedelta(hours=1),
-            min_backoff=timedelta(seconds=1),
-            max_backoff=timedelta(seconds=60),
-            max_doublings=16,
-        ),
+        retry_config=retry_config or job_type.retry_policy().retry_config(),
     )
+
+
+def queue_configs(
+    job_type: JobType[Any],
+    *,
+    max_dispatches_per_second: float = 10.0,
+    max_concurrent_dispatches: int = 100,
+    retry_policies: dict[str, dict[str, Any]] | None = None,
+) -> list[QueueConfig]:
+    """The type's three queues, one per priority, sharing its budget (``split_budget``), each
+    with the type's retry policy: what ``queues.toml`` lists and the app ensures at start-up."""
+    retry = job_type.retry_policy(retry_policies).retry_config()
+    return [
+        QueueConfig(
+            name=job_type.queue_for(share.priority),
+            rate_limits=RateLimits(
+                max_dispatches_per_second=share.max_dispatches_per_second,
+                max_concurrent_dispatches=share.max_concurrent_dispatches,
+            ),
+            retry_config=retry,
+        )
+        for share in split_budget(max_dispatches_per_second, max_concurrent_dispatches)
+    ]

@@ -31,6 +31,11 @@ class JobView(TypedDict):
     error: str | None
     createdAt: str
     updatedAt: str
+    priority: str
+    runAt: str | None
+    dependsOn: list[str]
+    waitingFor: list[str]
+    """While WAITING: the parents not yet COMPLETED (empty otherwise)."""
 
 
 def iso(when: datetime) -> str:
@@ -69,6 +74,10 @@ def job_view(job: JobRecord, links: Mapping[str, str] | None = None) -> JobView:
         error=job.error,
         createdAt=iso(job.created_at),
         updatedAt=iso(job.updated_at),
+        priority=job.priority,
+        runAt=iso(job.run_at) if job.run_at is not None else None,
+        dependsOn=list(job.depends_on or []),
+        waitingFor=list(job.waiting_for or []),
     )
 
 

@@ -117,8 +117,11 @@ class VideoProvider(Protocol):
         height: int,
         image: bytes | None,
         model: str,
+        seed: int | None = None,
+        last_image: bytes | None = None,
     ) -> tuple[bytes, str]:
-        """Return ``(data, mime_type)``: a ``duration_seconds`` clip of ``width`` x ``height``.
+        """Return ``(data, mime_type)``: a ``duration_seconds`` clip of ``width`` x ``height``,
+        starting on ``image`` (and ending on ``last_image``) where given.
 
         The mime type travels with the bytes because backends differ (the local one makes
         ``image/webp`` animations, remote ones ``video/mp4``) and storage must serve it right.
@@ -130,7 +133,9 @@ class VideoProvider(Protocol):
 class UpscaleProvider(Protocol):
     """Enlarges an existing image."""
 
-    async def upscale(self, *, image: bytes, scale: int, model: str) -> bytes:
+    async def upscale(
+        self, *, image: bytes, scale: int, model: str, face_enhance: bool = False
+    ) -> bytes:
         """Return PNG bytes of the image enlarged ``scale`` times on each side."""
         ...
 
@@ -162,6 +167,15 @@ class Providers:
     def video_provider(self, name: str) -> VideoProvider:
         """The video provider called ``name``; an unknown name is a permanent job error."""
         return _lookup(self.video, name, "video")
+
+    def capabilities(self, kind: str, name: str, model: str) -> Any:
+        """What the provider serving ``name`` (of ``kind``: ``image``, ``video``, ``upscale``)
+        declares for ``model`` (a ``ModelCapabilities``), or ``None`` when it declares
+        nothing. A backend declares with a ``capabilities`` mapping of model -> capabilities
+        (the adapters' ``CAPABILITIES``)."""
+        table: Mapping[str, object] = getattr(self, kind, {})
+        declared = getattr(table.get(name), "capabilities", None)
+        return declared.get(model) if isinstance(declared, Mapping) else None
 
     def upscale_provider(self, name: str) -> UpscaleProvider:
         """The upscale provider called ``name``; an unknown name is a permanent job error."""

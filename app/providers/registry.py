@@ -31,6 +31,7 @@ from pydantic import SecretStr
 from app.outbound import OutboundHttp
 from app.providers.base import Providers, RemoteTaskProvider
 from app.providers.bfl import BflProvider
+from app.providers.guard import FetchGuard
 from app.providers.local import LocalImageProvider, LocalUpscaleProvider, LocalVideoProvider
 from app.providers.replicate import ReplicateProvider
 from app.providers.runway import RunwayProvider
@@ -113,6 +114,11 @@ def _remote_adapters(
                 clock=clock,
                 version=settings.replicate_upscale_version,
             )
+    guard = FetchGuard.from_settings(settings)
+    for adapter in adapters.values():
+        # Result links are chosen by the provider: downloaded under the same private-address
+        # refusal as source images (FETCH_ALLOW_HOSTS exempts a local fake).
+        adapter.http.guard = guard  # type: ignore[attr-defined]
     return adapters
 
 

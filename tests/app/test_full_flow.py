@@ -117,8 +117,17 @@ async def test_batch_generation_fans_out_in_chunks_and_charges_per_image(service
 async def test_a_source_image_on_a_private_address_fails_the_job_with_a_clear_error(
     service: Service,
 ):
+    # A literal private address is refused at creation; a name is judged once resolved.
+    status, error = await service.request(
+        "POST",
+        "/api/jobs/image-upscale",
+        user="erin",
+        json={"imageUrl": "http://10.0.0.7/cat.png", "scale": 2},
+    )
+    assert status == 422 and error["fields"][0]["field"] == "imageUrl", error
+    assert "private" in error["message"]
     job = await service.create(
-        "erin", "image-upscale", {"imageUrl": "http://10.0.0.7/cat.png", "scale": 2}
+        "erin", "image-upscale", {"imageUrl": "http://localhost:9/cat.png", "scale": 2}
     )
     await service.run_until_idle()
     failed = await service.job("erin", job["jobId"])

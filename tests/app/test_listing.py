@@ -61,5 +61,10 @@ async def test_the_job_view_has_the_seed_fields(service: Service):
         "error",
         "createdAt",
         "updatedAt",
+        # planning (priority, runAt, dependsOn)
+        "priority",
+        "runAt",
+        "dependsOn",
+        "waitingFor",
     }
     assert job["createdAt"] == "2026-01-01T00:00:00.000Z"  # the virtual clock's time

@@ -106,3 +106,60 @@ async def test_a_poll_of_a_superseded_attempt_stops_its_chain(rig: RemoteRig) ->
         data=json.dumps({"jobId": job["jobId"], "attempt": 1, "poll": 9}),
     ) as response:
         assert response.status == 401  # poll deliveries are authenticated like tasks
+
+
+async def _cancel(rig: RemoteRig, job_id: str) -> dict[str, object]:
+    assert rig.service is not None
+    status, body = await rig.service.request("POST", f"/api/jobs/{job_id}/cancel", user="u1")
+    assert status == 200, body
+    return dict(body)
+
+
+async def test_cancel_mid_render_cancels_the_runway_task_and_stops_polling(
+    rig: RemoteRig,
+) -> None:
+    service = await rig.start()
+    rig.runway.script("RUNNING")
+    job = await service.create("u1", "video-generation", VIDEO)
+    await rig.backend.advance(timedelta(seconds=30))  # a few polls in
+    polls = len(rig.runway.calls("GET", "/v1/tasks/"))
+    assert polls >= 2
+    cancelled = await _cancel(rig, job["jobId"])
+    assert cancelled["status"] == "CANCELLED"
+    (task,) = rig.runway.tasks.values()
+    assert [r.path for r in rig.runway.calls("DELETE")] == [f"/v1/tasks/{task.id}"]
+    assert task.status == "CANCELLED"
+    await service.run_until_idle()
+    assert len(rig.runway.calls("GET", "/v1/tasks/")) == polls  # the chain stopped
+    assert await service.credits("u1") == 100
+    assert (await service.job("u1", job["jobId"]))["status"] == "CANCELLED"
+
+
+async def test_cancel_mid_render_cancels_the_replicate_prediction(rig: RemoteRig) -> None:
+    service = await rig.start()
+    rig.replicate.script("starting", "processing")
+    body = {"imageUrl": "https://example.com/image.jpg", "model": "real-esrgan"}
+    job = await service.create("u1", "image-upscale", body)
+    await rig.backend.advance(timedelta(seconds=3))
+    await _cancel(rig, job["jobId"])
+    (prediction,) = rig.replicate.predictions.values()
+    assert prediction.status == "canceled"
+    assert len(rig.replicate.calls("POST", f"/v1/predictions/{prediction.id}/cancel")) == 1
+    await service.run_until_idle()
+    assert await service.credits("u1") == 100
+
+
+async def test_cancel_of_a_bfl_job_stops_polling_and_stores_nothing(rig: RemoteRig) -> None:
+    """BFL has no cancel: its task runs to its end, but the job is cancelled and refunded and
+    the result is never fetched."""
+    service = await rig.start()
+    rig.bfl.script("Pending", "Pending", "Ready")
+    job = await service.create("u1", "image-generation", IMAGE)
+    await rig.backend.advance(timedelta(0))
+    await _cancel(rig, job["jobId"])
+    await service.run_until_idle()
+    assert rig.bfl.calls("GET", "/files/") == []
+    assert rig.bfl.calls("DELETE") == []
+    view = await service.job("u1", job["jobId"])
+    assert (view["status"], view["resultUrl"]) == ("CANCELLED", None)
+    assert await service.credits("u1") == 100

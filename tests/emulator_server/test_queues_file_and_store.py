@@ -23,19 +23,20 @@ from emulator.sqlite_store import SqliteStore
 from tests.emulator_server.process import REPO
 
 
-def test_repository_queues_file_holds_the_four_daygen_queues() -> None:
+def test_repository_queues_file_holds_the_daygen_queues() -> None:
     specs = load_queue_specs(REPO / "queues.toml", "projects/p/locations/l")
 
-    assert [s.name.rsplit("/", 1)[-1] for s in specs] == [
-        "image-generation-queue",
-        "video-generation-queue",
-        "image-upscale-queue",
-        "batch-generation-queue",
-    ]
+    names = [s.name.rsplit("/", 1)[-1] for s in specs]
+    types = ["image-generation", "video-generation", "image-upscale", "batch-generation"]
+    assert names == [f"{t}-{p}queue" for t in types for p in ("high-", "", "low-")]
     for spec in specs:
-        assert spec.rate_limits.max_dispatches_per_second == 10
-        assert spec.rate_limits.max_concurrent_dispatches == 100
+        # One job type's three priority queues share the seed's budget (10/s, 100 at once).
+        assert spec.rate_limits.max_dispatches_per_second in (2.5, 6, 1.5)
+        assert spec.rate_limits.max_concurrent_dispatches in (25, 60, 15)
         assert spec.retry_config.max_attempts == 3
+        if "video" in spec.name:
+            assert spec.retry_config.min_backoff == timedelta(seconds=10)
+            continue
         assert spec.retry_config.max_retry_duration == timedelta(hours=1)
         assert spec.retry_config.min_backoff == timedelta(seconds=1)
         assert spec.retry_config.max_backoff == timedelta(seconds=60)

@@ -19,11 +19,13 @@ from functools import lru_cache
 from PIL import Image, ImageChops, ImageDraw, ImageFont, ImageOps
 
 from app.providers.base import PermanentProviderError, StopsAtReports
+from app.providers.local.capabilities import LOCAL_IMAGE, LocalCapabilities
 
 MAX_SIDE = 4096
 """Largest width or height of any result, in pixels."""
-MAX_PIXELS = 16_000_000
-"""Largest area of any result (16 MP, about 48 MB as RGB)."""
+MAX_PIXELS = MAX_SIDE * MAX_SIDE
+"""Largest area of any result: 4096 x 4096 (16.8 MP, about 50 MB as RGB), so that a 4x
+upscale of a 1024 x 1024 image fits."""
 PNG_COMPRESS_LEVEL = 3
 """zlib level for results: close to level 6 in size at a fraction of the time."""
 
@@ -40,8 +42,8 @@ def check_size(width: int, height: int, what: str = "image") -> None:
         )
     if width * height > MAX_PIXELS:
         raise PermanentProviderError(
-            f"{what} size {width}x{height} exceeds the limit of"
-            f" {MAX_PIXELS // 1_000_000} megapixels"
+            f"{what} size {width}x{height} exceeds the limit of {MAX_PIXELS} pixels"
+            f" ({MAX_SIDE}x{MAX_SIDE})"
         )
 
 
@@ -171,12 +173,43 @@ def encode_png(img: Image.Image) -> bytes:
     return buf.getvalue()
 
 
+_FORMATS = {"png": ("PNG", "image/png", ".png"), "jpeg": ("JPEG", "image/jpeg", ".jpg"),
+            "webp": ("WEBP", "image/webp", ".webp")}  # fmt: skip
+_MAGIC = {"png": (b"\x89PNG",), "jpeg": (b"\xff\xd8\xff",), "webp": (b"RIFF",)}
+
+
+def reencode(data: bytes, output_format: str) -> tuple[bytes, str, str]:
+    """``(bytes, mime type, extension)`` of an image in ``output_format`` (``png``, ``jpeg``,
+    ``webp``): the bytes as they are when already in that format, else re-encoded (JPEG
+    has no alpha: transparency is flattened on white)."""
+    pillow_name, mime, extension = _FORMATS[output_format]
+    if data.startswith(_MAGIC[output_format]) and (
+        output_format != "webp" or data[8:12] == b"WEBP"
+    ):
+        return data, mime, extension
+    with Image.open(io.BytesIO(data)) as img:
+        img.load()
+        frame: Image.Image = img
+        if output_format == "jpeg" and img.mode not in ("RGB", "L"):
+            rgba = img.convert("RGBA")
+            frame = Image.new("RGB", img.size, (255, 255, 255))
+            frame.paste(rgba, mask=rgba.getchannel("A"))
+        buf = io.BytesIO()
+        if output_format == "png":
+            frame.save(buf, pillow_name, compress_level=PNG_COMPRESS_LEVEL)
+        else:
+            frame.save(buf, pillow_name, quality=90)
+    return buf.getvalue(), mime, extension
+
+
 class LocalImageProvider(StopsAtReports):
     """:class:`~app.providers.base.ImageProvider` that renders with Pillow, offline.
 
     ``model`` is accepted and ignored: every model name gets the same local renderer, so
     seed requests naming ``flux-1.1-pro`` work unchanged.
     """
+
+    capabilities = LocalCapabilities(LOCAL_IMAGE)
 
     async def generate_image(
         self, *, prompt: str, width: int, height: int, seed: int | None, model: str

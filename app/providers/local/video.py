@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from PIL import Image, ImageDraw, ImageOps
 
 from app.providers.base import PermanentProviderError, StopsAtReports
+from app.providers.local.capabilities import LOCAL_VIDEO, LocalCapabilities
 from app.providers.local.image import check_size, colour, render_image, seeded_rng
 from app.providers.local.upscale import decode_image, normalise_mode
 
@@ -71,7 +72,13 @@ def plan_video(duration_seconds: float, width: int, height: int) -> VideoPlan:
 
 
 def render_video(
-    prompt: str, duration_seconds: float, width: int, height: int, image: bytes | None
+    prompt: str,
+    duration_seconds: float,
+    width: int,
+    height: int,
+    image: bytes | None,
+    seed: int | None = None,
+    last_image: bytes | None = None,
 ) -> bytes:
     """An animated WebP: a slow zoom and pan over the source (or a rendered) picture.
 
@@ -82,10 +89,11 @@ def render_video(
     """
     plan = plan_video(duration_seconds, width, height)
     if image is not None:
-        base = ImageOps.fit(normalise_mode(decode_image(image)).convert("RGB"), (width, height))
+        base = _fit(image, width, height, "first image")
     else:
-        base = render_image(prompt, width, height, seed=None)
-    rng = seeded_rng(prompt, None)
+        base = render_image(prompt, width, height, seed=seed)
+    end = _fit(last_image, width, height, "last image") if last_image is not None else None
+    rng = seeded_rng(prompt, seed)
     tint = Image.new("RGB", (width, height), colour(rng, sat=(0.6, 1.0), val=(0.8, 1.0)))
     dx, dy = rng.choice((-1, 1)), rng.choice((-1, 1))
     bar_h = max(1, height // 60)
@@ -99,7 +107,10 @@ def render_video(
         cy = height / 2 + dy * (height - ch) / 2 * t
         box = (cx - cw / 2, cy - ch / 2, cx + cw / 2, cy + ch / 2)
         frame = base.resize((width, height), Image.Resampling.BILINEAR, box=box)
-        frame = Image.blend(frame, tint, 0.3 * math.sin(math.pi * t) ** 2)
+        if end is not None:  # cross-fade to the last image, reached on the last frame
+            frame = Image.blend(frame, end, t)
+        else:
+            frame = Image.blend(frame, tint, 0.3 * math.sin(math.pi * t) ** 2)
         draw = ImageDraw.Draw(frame)
         draw.rectangle(
             (0, height - bar_h, max(0, round(width * (i + 1) / plan.frames) - 1), height - 1),
@@ -122,10 +133,18 @@ def render_video(
     return buf.getvalue()
 
 
+def _fit(data: bytes, width: int, height: int, what: str) -> Image.Image:
+    """A source image cropped and scaled to fill the frame (centred)."""
+    return ImageOps.fit(
+        normalise_mode(decode_image(data, what=what)).convert("RGB"), (width, height)
+    )
+
+
 class LocalVideoProvider(StopsAtReports):
     """:class:`~app.providers.base.VideoProvider` making animated WebP clips, offline."""
 
     mime_type = "image/webp"
+    capabilities = LocalCapabilities(LOCAL_VIDEO)
 
     async def generate_video(
         self,
@@ -136,8 +155,13 @@ class LocalVideoProvider(StopsAtReports):
         height: int,
         image: bytes | None,
         model: str,
+        seed: int | None = None,
+        last_image: bytes | None = None,
     ) -> tuple[bytes, str]:
-        """An animated WebP of ``duration_seconds`` (frame durations sum to it exactly)."""
+        """An animated WebP of ``duration_seconds`` (frame durations sum to it exactly),
+        starting on ``image`` and, with ``last_image``, cross-fading to it."""
         plan_video(duration_seconds, width, height)  # fail fast, before taking a thread
-        data = await asyncio.to_thread(render_video, prompt, duration_seconds, width, height, image)
+        data = await asyncio.to_thread(
+            render_video, prompt, duration_seconds, width, height, image, seed, last_image
+        )
         return data, self.mime_type
