@@ -24,6 +24,7 @@ from app.jobs.store import JobStore
 from app.jobs.types import JOB_TYPES, queue_configs
 from app.metrics import AppMetrics, MeteredJobEvents, add_metrics_route, metered_providers
 from app.migrate import migrate
+from app.openapi import openapi_routes
 from app.outbound import OutboundHttp
 from app.providers.base import Providers
 from app.providers.registry import build_providers, remote_concurrency
@@ -122,6 +123,7 @@ def create_app(
     app.add_routes(provider_routes())
     app.add_routes(media_routes(storage))
     app.add_routes(webhook_routes(outbound))
+    app.add_routes(openapi_routes())
     add_metrics_route(app, settings, metrics)
     _mount_emulator_console(app, task_queue, settings)
     return app

@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from app.jobs.options import resolve_request
+from app.jobs.planning import checked_job_ref
 from app.jobs.schemas import JobRequest
 from app.jobs.types import JobType
 from app.providers.guard import FetchGuard, FetchRefused
@@ -41,8 +42,8 @@ def request_problems(
     problems = resolve_request(request, caps)
     guard = FetchGuard.from_settings(services.settings)
     for field, url in request.source_urls().items():
-        if services.storage.key_for_url(url) is not None:
-            continue  # one of our results: read from storage, never fetched
+        if services.storage.key_for_url(url) is not None or checked_job_ref(url) is not None:
+            continue  # one of our results (or a parent's, ``job:<id>``): never fetched
         try:
             guard.check_url(url)
         except FetchRefused as refused:

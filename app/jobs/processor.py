@@ -22,6 +22,7 @@ from app.events import JobUpdate
 from app.jobs.cancel import JobCancelled, raise_if_cancelled
 from app.jobs.dependencies import settle_dependents
 from app.jobs.handlers import HandlerContext, HandlerTask
+from app.jobs.provider_batches import RemoteBatches
 from app.jobs.provider_polling import AwaitingProvider, RemoteJobs, retry_after_headers
 from app.jobs.records import Claim, JobRecord
 from app.jobs.retry_policy import failure_kind
@@ -164,6 +165,7 @@ class Processor:
         self.store = services.store
         self.ctx = HandlerContext(services.settings, services.providers, services.storage)
         self.remote = RemoteJobs(services)
+        self.batches = RemoteBatches(services)
 
     async def publish(self, job: JobRecord | None) -> None:
         if job is not None:
@@ -217,11 +219,14 @@ class Processor:
 
         task = HandlerTask(job.id, dict(job.params), work.chunk, report)
         remote = work.chunk is None and self.remote.adapter_for(job.type, job.params) is not None
+        remote_chunk = work.chunk is not None and self.batches.adapter_for(job.type, job.params)
         try:
             async with asyncio.timeout(job_type.run_timeout.total_seconds()):
                 if remote:
                     # Submits (or adopts) the provider task; poll tasks finish the job.
                     result = await self.remote.start(job_type, job, delivery.attempt)
+                elif remote_chunk and work.chunk is not None:
+                    result = await self.batches.start(job_type, job, work.chunk, delivery.attempt)
                 else:
                     result = await job_type.handler(self.ctx, task)
         except JobCancelled:
