@@ -1,61 +1,20 @@
-"""Prometheus metrics of the service, served at ``/metrics`` to whoever the settings allow.
-
-The instrumentation stays out of the job logic: it watches the seams the app already has.
-
-- ``MeteredJobEvents`` tees the ``JobEvents`` stream, where every job state change is
-  published, and counts each job that reaches ``COMPLETED``, ``FAILED`` or ``CANCELLED`` (a
-  finished state is published exactly once per job: only the winner of its transition
-  publishes it), with its processing time and its refund.
-- ``submit_job`` reports each creation (``job_created``: the job and the credits it reserved),
-  the processor each won claim (``job_started``: time in queue) and each delivery's answer
-  (``delivery``).
-- ``metered_providers`` wraps every provider, timing each call and counting its errors by
-  ``ErrorCode``.
-- Live connections are read from the Socket.IO handlers and the SSE streams when Prometheus
-  scrapes, so they can never drift.
-
-Each app has its own ``CollectorRegistry`` (never the global one): tests and several apps in
-one process keep separate counters. Durations read the app's clock (the system clock in
-production, the virtual one in tests), from the job's own timestamps where it has them, so a
-figure means the same whichever instance observed it. Names follow the emulator's metrics
-(``cloudtasks_emulator_*``): one prefix, ``daygen_``, labels in snake case, ``type`` is the
-job type as in the URL (``image-generation``).
-"""
+"""``AppMetrics``: every metric of one app on its own ``CollectorRegistry``, and the small
+calls that move them. Other parts of the app call these methods, never the
+``prometheus_client`` objects, so a metric's meaning lives here with its name and help text."""
 
 from __future__ import annotations
 
-import functools
-import hmac
-import inspect
-import ipaddress
-import logging
-from collections.abc import Awaitable, Callable, Iterable, Iterator
-from dataclasses import replace
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
 from typing import Any
 
-from aiohttp import web
-from prometheus_client import (
-    CONTENT_TYPE_LATEST,
-    CollectorRegistry,
-    Counter,
-    Histogram,
-    generate_latest,
-)
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from app.events import JobEvents, JobUpdate
 from app.jobs.records import JobRecord
-from app.jobs.store import JobStore
 from app.models import FINISHED, JobStatus
-from app.providers.base import ProviderError, Providers, ProviderTask, Submitted, TaskReady
-from app.settings import Settings
-from daygen_queue import Clock
-
-log = logging.getLogger("app.metrics")
-
-METRICS_PATH = "/metrics"
+from app.providers.base import ProviderError
 
 QUEUE_BUCKETS = (0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 7200)
 PROCESSING_BUCKETS = (0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 7200)
@@ -73,7 +32,8 @@ from the receiver; a failed attempt the queue retries; the last allowed attempt 
 receiver answered 410; the URL is refused (a private address)."""
 
 
-def _seconds(start: datetime | None, end: datetime | None) -> float | None:
+def elapsed(start: datetime | None, end: datetime | None) -> float | None:
+    """Seconds from ``start`` to ``end`` (never negative); None if either is unknown."""
     if start is None or end is None:
         return None
     return max(0.0, (end - start).total_seconds())
@@ -200,7 +160,7 @@ class AppMetrics:
         if job.started_at != job.updated_at:
             return
         due = max(job.created_at, job.run_at or job.created_at)
-        waited = _seconds(due, job.started_at)
+        waited = elapsed(due, job.started_at)
         if waited is not None:
             self._child(self.queue_seconds, job.type, job.priority).observe(waited)
 
@@ -212,7 +172,7 @@ class AppMetrics:
         provider = _provider(job)
         status = str(job.status)
         self._child(self.jobs_finished, job.type, provider, status).inc()
-        took = _seconds(job.started_at, job.completed_at or job.updated_at)
+        took = elapsed(job.started_at, job.completed_at or job.updated_at)
         if took is not None:
             self._child(self.processing_seconds, job.type, provider, status).observe(took)
         if refunded is None:
@@ -303,193 +263,3 @@ class _Connections(Collector):
             source = self.sources.get(transport)
             gauge.add_metric([transport], float(source()) if source is not None else 0.0)
         yield gauge
-
-
-# ---------------------------------------------------------------------------- the seams
-
-
-class MeteredJobEvents:
-    """A ``JobEvents`` that counts every job reaching a final status, then hands the update
-    on to ``inner`` unchanged. An update published without its record (``JobUpdate.job``) is
-    looked up in the store; counting never fails a publish."""
-
-    def __init__(self, inner: JobEvents, metrics: AppMetrics, store: JobStore) -> None:
-        self.inner = inner
-        self.metrics = metrics
-        self.store = store
-
-    async def publish(self, update: JobUpdate) -> None:
-        if update.status in FINISHED:
-            try:
-                job = update.job or await self.store.get_job(update.job_id)
-                if job is not None:
-                    self.metrics.job_finished(job, await self._refunded(job))
-            except Exception:
-                log.exception("counting a finished job failed", extra={"job_id": update.job_id})
-        await self.inner.publish(update)
-
-    async def _refunded(self, job: JobRecord) -> int:
-        """What the job's final transition gave back: nothing for a completed job, its whole
-        cost for a failed one, and for a cancelled one what it was not charged for (a
-        cancelled batch pays for its completed chunks: the usage record says how much)."""
-        if job.status == JobStatus.COMPLETED:
-            return 0
-        if job.status == JobStatus.CANCELLED and (job.result or {}).get("urls"):
-            charged = sum(entry.credits for entry in await self.store.usage_for(job.id))
-            return max(0, job.cost - charged)
-        return job.cost
-
-
-class _TimedProvider:
-    """A provider whose every coroutine method is timed and whose errors are counted; every
-    other attribute (and its class, for ``isinstance``) is read through. The wrapped methods
-    are set on the instance when it is made, so protocol checks that look attributes up
-    statically (``isinstance`` against a runtime-checkable protocol, Python 3.12+) see them."""
-
-    def __init__(self, inner: Any, name: str, metrics: AppMetrics, clock: Clock) -> None:
-        self._inner, self._name, self._metrics, self._clock = inner, name, metrics, clock
-        for attribute in dir(inner):
-            if attribute.startswith("_"):
-                continue
-            value = getattr(inner, attribute, None)
-            if inspect.iscoroutinefunction(value):
-                setattr(self, attribute, self._timed(attribute, value))
-
-    def __getattr__(self, attribute: str) -> Any:
-        return getattr(self._inner, attribute)
-
-    @property  # type: ignore[misc]
-    def __class__(self) -> type:
-        """The provider's own class, so ``isinstance(provider, BflProvider)`` still holds (the
-        idiom of transparent proxies such as ``unittest.mock``'s ``spec``)."""
-        return type(self._inner)
-
-    def _timed(self, operation: str, call: Callable[..., Awaitable[Any]]) -> Any:
-        metrics, name, clock = self._metrics, self._name, self._clock
-
-        @functools.wraps(call)
-        async def timed(*args: Any, **kwargs: Any) -> Any:
-            start = clock.now()
-            try:
-                result = await call(*args, **kwargs)
-            except Exception as error:
-                metrics.provider_error(name, error)
-                raise
-            finally:
-                metrics.provider_call(name, operation, _seconds(start, clock.now()) or 0.0)
-            _observe_render(metrics, name, clock, operation, args, kwargs, result, start)
-            return result
-
-        return timed
-
-
-def _observe_render(
-    metrics: AppMetrics,
-    name: str,
-    clock: Clock,
-    operation: str,
-    args: tuple[Any, ...],
-    kwargs: dict[str, Any],
-    result: Any,
-    start: datetime,
-) -> None:
-    """A remote task seen finished: by the poll that found it ready (from the submission the
-    task records), or by a submit that answered finished at once (Replicate's ``Prefer:
-    wait``)."""
-    if operation == "poll" and isinstance(result, TaskReady):
-        task = args[0] if args else kwargs.get("task")
-        if isinstance(task, ProviderTask):
-            metrics.provider_task_done(name, _seconds(task.submitted_at, clock.now()))
-    elif (
-        operation == "submit"
-        and isinstance(result, Submitted)
-        and isinstance(result.state, TaskReady)
-    ):
-        metrics.provider_task_done(name, _seconds(start, clock.now()))
-
-
-def metered_providers(providers: Providers, metrics: AppMetrics, clock: Clock) -> Providers:
-    """``providers`` with every provider (local and remote) timed and its errors counted,
-    under the name a job request uses for it (``bfl``, ``upscale``, ``local``...)."""
-
-    def wrap(table: dict[str, Any]) -> dict[str, Any]:
-        return {name: _TimedProvider(p, name, metrics, clock) for name, p in table.items()}
-
-    return replace(
-        providers,
-        image=wrap(providers.image),
-        video=wrap(providers.video),
-        upscale=wrap(providers.upscale),
-        remote=wrap(providers.remote),
-    )
-
-
-# ---------------------------------------------------------------------------- who may read
-
-
-def may_read(settings: Settings, remote: str | None, authorization: str | None) -> bool:
-    """The access rule of ``/metrics``: the bearer token ``METRICS_TOKEN``, or a peer address
-    in ``METRICS_ALLOWED_NETWORKS``. With neither configured it is open outside production
-    and closed in production."""
-    token = settings.metrics_token
-    networks = settings.metrics_allowed_networks
-    if token is None and not networks:
-        return not settings.is_production
-    if token is not None and authorization is not None:
-        scheme, _, given = authorization.partition(" ")
-        expected = token.get_secret_value().encode()
-        if scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), expected):
-            return True
-    if networks and remote:
-        try:
-            address = ipaddress.ip_address(remote)
-        except ValueError:
-            return False
-        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-            address = address.ipv4_mapped
-        return any(address in network for network in networks)
-    return False
-
-
-def metrics_handler(
-    settings: Settings, metrics: AppMetrics
-) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
-    async def scrape(request: web.Request) -> web.StreamResponse:
-        if not may_read(settings, request.remote, request.headers.get("Authorization")):
-            return _refused(settings)
-        response = web.Response(body=metrics.exposition())
-        response.headers["Content-Type"] = CONTENT_TYPE_LATEST
-        response.headers["Cache-Control"] = "no-store"
-        return response
-
-    return scrape
-
-
-def _refused(settings: Settings) -> web.Response:
-    if settings.metrics_token is None and not settings.metrics_allowed_networks:
-        message = "metrics are closed in production: set METRICS_TOKEN or METRICS_ALLOWED_NETWORKS"
-        return web.json_response({"error": "forbidden", "message": message}, status=403)
-    if settings.metrics_token is not None:
-        return web.json_response(
-            {"error": "unauthorized", "message": "a valid METRICS_TOKEN bearer token is required"},
-            status=401,
-            headers={"WWW-Authenticate": 'Bearer realm="metrics"'},
-        )
-    return web.json_response(
-        {"error": "forbidden", "message": "this address may not read metrics"}, status=403
-    )
-
-
-def add_metrics_route(app: web.Application, settings: Settings, metrics: AppMetrics) -> None:
-    app.router.add_get(METRICS_PATH, metrics_handler(settings, metrics))
-
-
-__all__ = [
-    "AppMetrics",
-    "MeteredJobEvents",
-    "METRICS_PATH",
-    "WEBHOOK_OUTCOMES",
-    "add_metrics_route",
-    "may_read",
-    "metered_providers",
-]
