@@ -22,13 +22,16 @@ from app.jobs.provider_routes import provider_routes
 from app.jobs.reconciler import Reconciler
 from app.jobs.store import JobStore
 from app.jobs.types import JOB_TYPES, queue_configs
+from app.lifecycle import DRAIN, Drain
 from app.metrics import AppMetrics, MeteredJobEvents, add_metrics_route, metered_providers
 from app.migrate import migrate
 from app.openapi import openapi_routes
 from app.outbound import OutboundHttp
+from app.playground import add_playground
 from app.providers.base import Providers
 from app.providers.registry import build_providers, remote_concurrency
 from app.realtime import SSE_ROUTE, LiveUpdates, SocketHandlers, sse_handler
+from app.realtime.socket_handlers import SocketLimits
 from app.services import SERVICES, Services
 from app.settings import Settings
 from app.storage import Storage, media_routes, open_storage
@@ -64,10 +67,12 @@ def create_app(
     the app then serves no live updates."""
     settings = settings or Settings()
     clock = clock or SystemClock()
+    drain = Drain(retry_after_seconds=settings.shutdown_retry_after_seconds)
     app = web.Application(
         client_max_size=settings.max_body_bytes,
-        middlewares=[cors_middleware(settings.cors_allowed_origins), json_errors],
+        middlewares=[drain.middleware, cors_middleware(settings.cors_allowed_origins), json_errors],
     )
+    app[DRAIN] = drain
     if database is None:
         database = open_database(settings.database_url, echo=settings.database_echo)
         app.cleanup_ctx.append(_database(database, owned=True))
@@ -92,7 +97,14 @@ def create_app(
     if events is None:
         live = LiveUpdates(settings)
         app[LIVE_UPDATES] = live
-        handlers = SocketHandlers(live.sio, store=store, users=users, storage=storage)
+        limits = SocketLimits(
+            auth_timeout=settings.socketio_auth_timeout_seconds,
+            max_connections=settings.socketio_max_connections,
+            max_per_user=settings.socketio_max_connections_per_user,
+        )
+        handlers = SocketHandlers(
+            live.sio, store=store, users=users, storage=storage, limits=limits
+        )
         _serve_live_updates(app, live, handlers)
         app.router.add_get(
             SSE_ROUTE, sse_handler(live.streams, store, settings.sse_heartbeat_seconds)
@@ -125,19 +137,20 @@ def create_app(
     app.add_routes(webhook_routes(outbound))
     app.add_routes(openapi_routes())
     add_metrics_route(app, settings, metrics)
-    _mount_emulator_console(app, task_queue, settings)
+    console = _mount_emulator_console(app, task_queue, settings)
+    add_playground(app, settings, console_path=EMULATOR_CONSOLE_PATH if console else None)
     return app
 
 
-def _mount_emulator_console(app: web.Application, queue: TaskQueue, settings: Settings) -> None:
+def _mount_emulator_console(app: web.Application, queue: TaskQueue, settings: Settings) -> bool:
     """Outside production, the in-process emulator's console (and the REST face it calls) at
     ``/_emulator/``. The one place the app reaches past ``daygen_queue`` into ``emulator``:
     the in-process transport's service is the emulator, and only a development page needs it.
     Google's Cloud Tasks or ``python -m emulator`` have their own consoles, so nothing is
-    mounted for them."""
+    mounted for them (False)."""
     service = getattr(getattr(queue, "rpc", None), "service", None)
     if settings.is_production or service is None:
-        return
+        return False
     from emulator.console import console_app
 
     app.router.add_get(EMULATOR_CONSOLE_PATH.rstrip("/"), _to_emulator_console)
@@ -147,6 +160,7 @@ def _mount_emulator_console(app: web.Application, queue: TaskQueue, settings: Se
         log.info("emulator console: %s%s", settings.base_url, EMULATOR_CONSOLE_PATH)
 
     app.on_startup.append(announce)
+    return True
 
 
 async def _to_emulator_console(request: web.Request) -> web.StreamResponse:

@@ -176,19 +176,19 @@ class Processor:
         self, job_type: JobType[Any], delivery: TaskDelivery, payload: TaskPayload
     ) -> Outcome:
         work: Work
+        # The job's attempt: this task's, after those of the tasks it took over from.
+        attempt = payload.attempts_before + delivery.attempt
         if not job_type.chunked:
-            work = WholeJob(self.store, job_type.name, payload.job_id, delivery.attempt)
+            work = WholeJob(self.store, job_type.name, payload.job_id, attempt)
         elif payload.chunk is None:
             return Outcome(400, {"error": "invalid_task", "message": "chunk is required"})
         else:
-            work = OneChunk(
-                self.store, job_type.name, payload.job_id, delivery.attempt, payload.chunk
-            )
-        outcome = await self._run(job_type, delivery, work)
+            work = OneChunk(self.store, job_type.name, payload.job_id, attempt, payload.chunk)
+        outcome = await self._run(job_type, attempt, work)
         self.services.metrics.delivery(job_type.name, outcome_word(outcome.status, outcome.body))
         return outcome
 
-    async def _run(self, job_type: JobType[Any], delivery: TaskDelivery, work: Work) -> Outcome:
+    async def _run(self, job_type: JobType[Any], attempt: int, work: Work) -> Outcome:
         claim = await work.claim()
         job = claim.job
         if job is None:
@@ -203,7 +203,7 @@ class Processor:
             job_id=job.id,
             user_id=job.user_id,
             job_type=job.type,
-            attempt=delivery.attempt,
+            attempt=attempt,
             **extra,
         )
         logger.info(work.started)
@@ -224,9 +224,9 @@ class Processor:
             async with asyncio.timeout(job_type.run_timeout.total_seconds()):
                 if remote:
                     # Submits (or adopts) the provider task; poll tasks finish the job.
-                    result = await self.remote.start(job_type, job, delivery.attempt)
+                    result = await self.remote.start(job_type, job, attempt)
                 elif remote_chunk and work.chunk is not None:
-                    result = await self.batches.start(job_type, job, work.chunk, delivery.attempt)
+                    result = await self.batches.start(job_type, job, work.chunk, attempt)
                 else:
                     result = await job_type.handler(self.ctx, task)
         except JobCancelled:
@@ -237,7 +237,6 @@ class Processor:
             return _ack("awaiting_provider", adopted=waiting.adopted)
         except Exception as error:
             message, retryable = _describe(error, job_type, logger)
-            attempt = delivery.attempt
             policy = job_type.retry_policy(self.services.settings.retry_policies)
             if retryable and policy.retries(failure_kind(error), attempt):
                 logger.warning(
