@@ -5,16 +5,39 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run emulator test fuzz lint typecheck bench screenshots clean
+LOCK := requirements.lock
+UV := $(VENV)/bin/uv
+UV_VERSION := uv>=0.13,<0.14
+# pip's own index, when one is configured (uv does not read pip's configuration).
+UV_INDEXES = $(shell $(PY) -m pip config get global.index-url 2>/dev/null | sed 's/^/--index-url /')
 
-$(STAMP): pyproject.toml
+.PHONY: run run-fakes emulator test fuzz lint typecheck bench screenshots lock clean
+
+$(PY):
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev]'
+
+# Every dependency (the dev extra included) at the version and hashes of requirements.lock;
+# the project itself on top, with no dependency resolution of its own.
+$(STAMP): pyproject.toml $(LOCK) | $(PY)
+	$(PY) -m pip install -q --require-hashes -r $(LOCK)
+	$(PY) -m pip install -q --no-deps -e .
 	touch $(STAMP)
+
+# Re-resolve pyproject.toml (with the dev extra) into requirements.lock: pinned, hashed, for
+# every platform and Python >= 3.11. uv reads the same indexes pip is configured with
+# (pip config), so this works wherever `pip install` does.
+lock: | $(PY)
+	$(PY) -m pip install -q '$(UV_VERSION)'
+	$(UV) pip compile pyproject.toml --extra dev --generate-hashes --universal \
+	  --python-version 3.11 --custom-compile-command 'make lock' --quiet $(UV_INDEXES) -o $(LOCK)
 
 run: $(STAMP)
 	$(PY) -m app
+
+# The app with BFL_API_KEY, RUNWAYML_API_SECRET and REPLICATE_API_TOKEN set, against local fake
+# providers and fake-gcs-server on 127.0.0.1 (ports 8701-8704); Ctrl-C stops everything.
+run-fakes: $(STAMP)
+	$(PY) -m tests.providers.fakes --run-app
 
 emulator: $(STAMP)
 	$(PY) -m emulator

@@ -4,16 +4,17 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import gc
 import os
 import socket
 import sys
 from datetime import timedelta
 
-from aiohttp import web
 from pydantic import ValidationError
 
 from app.auth import issue_dev_token
+from app.lifecycle import serve
 from app.logs import configure_logging
 from app.main import create_app
 from app.settings import Settings
@@ -74,11 +75,14 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 1
-    web.run_app(
-        create_app(settings),
-        sock=listener,
-        access_log=None,
-        print=lambda message: print(message, file=sys.stderr),
+    # Serving until SIGTERM/SIGINT, then a graceful stop within Cloud Run's 10 s (app.lifecycle).
+    asyncio.run(
+        serve(
+            create_app(settings),
+            listener,
+            grace=settings.shutdown_grace_seconds,
+            announce=lambda message: print(message, file=sys.stderr),
+        )
     )
     return 0
 

@@ -7,11 +7,14 @@ but each one used is announced loudly, and none is accepted when ``APP_ENV=produ
 from __future__ import annotations
 
 import logging
+from ipaddress import IPv4Network, IPv6Network
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self
+from urllib.parse import urlencode
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from sqlalchemy.engine import make_url
 
 log = logging.getLogger("app.settings")
 
@@ -110,6 +113,11 @@ class Settings(BaseSettings):
         "when a task ends (API_BASE_URL must be reachable from them). Polling stays the source "
         "of truth; a webhook only makes the next poll happen now.",
     )
+    provider_webhook_key: SecretStr | None = Field(
+        None,
+        description="Derives the per-job webhook_secret BFL gets with each task (default: "
+        "INTERNAL_API_KEY); without either, BFL webhooks are not requested.",
+    )
     replicate_webhook_secret: SecretStr | None = Field(
         None,
         description="The account's webhook signing secret (whsec_..., from GET "
@@ -178,6 +186,18 @@ class Settings(BaseSettings):
         15.0, gt=0, description="A comment line this often keeps proxies from closing SSE."
     )
 
+    # Who may read /metrics (app.metrics): a bearer token, or peers in these networks. With
+    # neither, /metrics is open outside production and closed in production.
+    metrics_token: SecretStr | None = Field(
+        None, description="A bearer token that may read /metrics (Prometheus' authorization)."
+    )
+    metrics_allowed_networks: Annotated[list[IPv4Network | IPv6Network], NoDecode] = Field(
+        [],
+        description="Comma-separated networks (CIDR) whose peers may read /metrics without "
+        "the token, e.g. 10.0.0.0/8,127.0.0.1/32. The TCP peer address is checked, never "
+        "X-Forwarded-For.",
+    )
+
     # Requests and background work.
     max_body_bytes: int = Field(1024 * 1024, ge=1024)
     reconcile_interval_seconds: float = Field(
@@ -193,6 +213,36 @@ class Settings(BaseSettings):
         "its deliveries died and the queue's retry window (1 h) is over.",
     )
 
+    # Durability and shutdown (app.lifecycle, the reconciler, the in-process emulator).
+    emulator_db: str | None = Field(
+        None,
+        description="The in-process emulator's queue journal (QUEUE_BACKEND=emulator): unset, "
+        "beside a SQLite database file (var/daygen.db -> var/daygen-tasks.db; "
+        "var/daygen-tasks.db with PostgreSQL); 'memory' keeps nothing; else a file path.",
+    )
+    shutdown_grace_seconds: float = Field(
+        8.0,
+        ge=0,
+        le=3600,
+        description="On SIGTERM, how long running deliveries may finish before they are handed "
+        "back to the queue (Cloud Run kills the instance 10 s after SIGTERM).",
+    )
+    shutdown_retry_after_seconds: int = Field(
+        5, ge=0, description="Retry-After of the 503 a delivery gets while the app stops."
+    )
+    socketio_auth_timeout_seconds: float = Field(
+        5.0,
+        gt=0,
+        description="An engine.io session that sends no Socket.IO CONNECT (with its token) "
+        "within this long is closed.",
+    )
+    socketio_max_connections: int = Field(
+        10_000, ge=1, description="Socket.IO connections per instance, all users together."
+    )
+    socketio_max_connections_per_user: int = Field(
+        20, ge=1, description="Socket.IO connections of one user on one instance."
+    )
+
     @field_validator("cors_allowed_origins", "socketio_cors_allowed_origins", mode="before")
     @classmethod
     def _split_origins(cls, value: object) -> object:
@@ -201,6 +251,20 @@ class Settings(BaseSettings):
             value = [origin.strip() for origin in value.split(",")]
         if isinstance(value, list):
             return [origin for origin in value if origin] or ["*"]
+        return value
+
+    @field_validator("metrics_token", mode="before")
+    @classmethod
+    def _no_empty_token(cls, value: object) -> object:
+        """An empty ``METRICS_TOKEN`` is no token (it would match an empty bearer)."""
+        return None if value == "" else value
+
+    @field_validator("metrics_allowed_networks", mode="before")
+    @classmethod
+    def _split_networks(cls, value: object) -> object:
+        """A comma-separated list of networks (``10.0.0.0/8``, ``::1/128``, a bare address)."""
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
         return value
 
     @field_validator("fetch_allow_hosts", mode="before")
@@ -291,11 +355,37 @@ class Settings(BaseSettings):
 
     @property
     def task_queue_url(self) -> str:
-        """The URL ``daygen_queue.open_task_queue`` understands."""
+        """The URL ``daygen_queue.open_task_queue`` understands: with the in-process
+        emulator, ``emulator:?db=PATH`` when its journal is kept (``emulator_journal``)."""
         if self.queue_backend == "emulator":
-            return "emulator:"
+            journal = self.emulator_journal
+            if journal is None:
+                return "emulator:"
+            return "emulator:?" + urlencode({"db": journal}, safe="/")
         return f"cloudtasks://{self.google_cloud_project}/{self.google_cloud_location}"
+
+    @property
+    def emulator_journal(self) -> str | None:
+        """Where the in-process emulator keeps its queues and tasks (None: in memory only).
+        By default beside the app's database, so a restart redelivers every task."""
+        if self.emulator_db is not None:
+            choice = self.emulator_db.strip()
+            return None if choice.lower() == "memory" else choice
+        return default_emulator_journal(self.database_url)
 
     @property
     def is_production(self) -> bool:
         return self.app_env == "production"
+
+
+def default_emulator_journal(database_url: str) -> str | None:
+    """The journal beside a SQLite database file (``daygen.db`` -> ``daygen-tasks.db``);
+    ``./var/daygen-tasks.db`` for a server database; None for an in-memory SQLite."""
+    url = make_url(database_url)
+    if url.get_backend_name() != "sqlite":
+        return "./var/daygen-tasks.db"
+    database = url.database or ""
+    if database in ("", ":memory:") or database.startswith("file::memory:"):
+        return None
+    path = Path(database)
+    return str(path.with_name(f"{path.stem}-tasks{path.suffix or '.db'}"))

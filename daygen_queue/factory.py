@@ -2,7 +2,9 @@
 it lazily so the app never names a backend.
 
 URLs:
-- ``emulator:`` - the in-process emulator (the default);
+- ``emulator:`` - the in-process emulator (the default), keeping nothing;
+- ``emulator:?db=PATH`` - the same, journaling its queues and tasks to the SQLite file
+  ``PATH`` (the store ``python -m emulator --db`` uses), so a restart redelivers every task;
 - ``cloudtasks://PROJECT/LOCATION`` - Google Cloud Tasks over gRPC; with
   ``CLOUD_TASKS_EMULATOR_HOST`` set (``host:port``) the same backend talks to
   ``python -m emulator`` instead, over an insecure channel with anonymous credentials (the
@@ -34,6 +36,11 @@ def open_task_queue(
     if parts.scheme == "emulator":
         from daygen_queue.backends.emulator import EmulatorBackend
 
+        query = parse_qs(parts.query, strict_parsing=bool(parts.query))
+        if set(query) - {"db"} or len(query.get("db", ())) > 1:
+            raise ValueError(f"{url!r}: the only query parameter is db=PATH")
+        if "db" in query:
+            options.setdefault("db", query["db"][0])
         return EmulatorBackend(clock=clock, **options)
     if parts.scheme == "cloudtasks":
         project, location = parts.netloc, parts.path.strip("/")

@@ -28,8 +28,12 @@ from daygen_queue import (
 log = logging.getLogger("app.enqueue")
 
 
-def task_name(job_id: str, chunk: int | None = None) -> str:
-    return job_id if chunk is None else f"{job_id}-chunk-{chunk}"
+def task_name(job_id: str, chunk: int | None = None, attempts_before: int = 0) -> str:
+    """``{jobId}`` / ``{jobId}-chunk-{i}``; ``-retry-{n}`` after them for the task that takes
+    over from attempt ``n`` when it was cut short (one per attempt: creating it twice is
+    refused like any named task)."""
+    name = job_id if chunk is None else f"{job_id}-chunk-{chunk}"
+    return name if attempts_before == 0 else f"{name}-retry-{attempts_before}"
 
 
 def task_for(
@@ -39,8 +43,10 @@ def task_for(
     chunk: int | None = None,
     *,
     schedule_time: datetime | None = None,
+    attempts_before: int = 0,
 ) -> NewTask:
-    """The task that delivers ``job_id`` (or one of its chunks) to the processor.
+    """The task that delivers ``job_id`` (or one of its chunks) to the processor;
+    ``attempts_before`` when earlier tasks already made that many attempts.
 
     Cloud Tasks adds no Content-Type, so the task carries its own. Authentication is the OIDC
     token of ``TASK_SERVICE_ACCOUNT_EMAIL`` when set, else the internal key header. The task
@@ -50,6 +56,8 @@ def task_for(
     body: dict[str, object] = {"jobId": job_id}
     if chunk is not None:
         body["chunk"] = chunk
+    if attempts_before:
+        body["attemptsBefore"] = attempts_before
     headers = {"Content-Type": "application/json"}
     oidc = None
     if settings.task_service_account_email:
@@ -60,7 +68,7 @@ def task_for(
     elif settings.internal_api_key is not None:
         headers["X-Internal-Api-Key"] = settings.internal_api_key.get_secret_value()
     return NewTask(
-        name=task_name(job_id, chunk),
+        name=task_name(job_id, chunk, attempts_before),
         http_request=HttpRequest(
             url=f"{settings.base_url}/internal/tasks/{job_type.name}",
             headers=headers,

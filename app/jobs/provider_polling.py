@@ -36,9 +36,11 @@ from datetime import timedelta
 from typing import Any
 
 from app.events import JobUpdate
+from app.jobs.dependencies import settle_dependents
 from app.jobs.enqueue import task_for
 from app.jobs.provider_tasks import ProviderTaskRecord, ProviderTasks
 from app.jobs.records import JobRecord
+from app.jobs.retry_policy import failure_kind
 from app.jobs.types import JOB_TYPES, JobType
 from app.jobs.views import signed_job_view
 from app.logs import job_logger
@@ -106,11 +108,15 @@ def _ack(result: str, **details: Any) -> PollAnswer:
     return PollAnswer(200, {"result": result, **details})
 
 
-def webhook_secret(services: Services, job_id: str) -> str:
+def webhook_secret(services: Services, job_id: str) -> str | None:
     """The secret BFL gets with a job's task (``webhook_secret``) and must prove it knows when
-    it calls back: derived from the internal key and the job id, so nothing is stored."""
-    key = services.settings.internal_api_key
-    material = key.get_secret_value().encode() if key is not None else b""
+    it calls back: an HMAC of the job id under ``PROVIDER_WEBHOOK_KEY`` (else the internal
+    key), so nothing is stored. ``None`` without a key: no BFL webhooks then."""
+    settings = services.settings
+    key = settings.provider_webhook_key or settings.internal_api_key
+    if key is None or not key.get_secret_value():
+        return None
+    material = key.get_secret_value().encode()
     return hmac.new(material, f"bfl-webhook:{job_id}".encode(), hashlib.sha256).hexdigest()
 
 
@@ -149,7 +155,14 @@ class RemoteJobs:
             raise AwaitingProvider(stored.task_id, adopted=True)
         request = await self._request(job_type, job)
         submitted = await adapter.submit(request)
-        saved = await self.tasks.save(job.id, attempt, submitted.task, self.services.clock.now())
+        waiting = not isinstance(submitted.state, TaskReady)
+        saved = await self.tasks.save(
+            job.id,
+            attempt,
+            submitted.task,
+            self.services.clock.now(),
+            progress=SUBMITTED_PROGRESS if waiting else None,
+        )
         if saved is None:
             log.warning("job %s moved on while submitting; cancelling the orphan task", job.id)
             await _cancel_quietly(adapter, submitted)
@@ -157,8 +170,8 @@ class RemoteJobs:
         log.info("job %s attempt %d submitted %s", job.id, attempt, submitted.task.task_id)
         if isinstance(submitted.state, TaskReady):
             return await self._store_result(job_type, job, adapter, submitted.state)
-        await self._progress(job, attempt, SUBMITTED_PROGRESS)
         await self._schedule(job_type, job, attempt, 1, submitted.state.poll_after)
+        await self._publish(await self.services.store.get_job(job.id))
         raise AwaitingProvider(submitted.task.task_id)
 
     # ------------------------------------------------------------------ poll deliveries
@@ -235,7 +248,8 @@ class RemoteJobs:
             headers = retry_after_headers(error)
             body = {"error": "retryable", "message": error.message}
             return PollAnswer(503, body, headers)
-        if error.retryable and attempt < job_type.max_attempts:
+        policy = job_type.retry_policy(self.services.settings.retry_policies)
+        if error.retryable and policy.retries(failure_kind(error), attempt):
             moved = await self.tasks.next_attempt(job.id, attempt, self.services.clock.now())
             if moved is None:
                 return _ack("superseded")
@@ -291,11 +305,16 @@ class RemoteJobs:
         *,
         name: str | None = None,
         hook: bool = False,
+        chunk: int | None = None,
     ) -> NewTask:
         """The poll task: authenticated as the job's own task, on the job's queue."""
         settings = self.services.settings
         base = task_for(settings, job_type, job_id)
-        body = {"jobId": job_id, "attempt": attempt, "poll": number, "hook": hook}
+        body: dict[str, Any] = {"jobId": job_id, "attempt": attempt, "poll": number}
+        if hook:
+            body["hook"] = True
+        if chunk is not None:
+            body["chunk"] = chunk
         return NewTask(
             name=name or f"{job_id}-a{attempt}-p{number}",
             http_request=HttpRequest(
@@ -311,7 +330,10 @@ class RemoteJobs:
     async def _request(self, job_type: JobType[Any], job: JobRecord) -> Any:
         """The adapter's request, from the job's saved params."""
         params = job.params
-        options: dict[str, Any] = dict(params.get("options") or {})
+        # Standard options are merged into the top-level fields at creation; what is left
+        # under ``options`` (unset ones are None) is for the provider to read.
+        given = params.get("options") or {}
+        options: dict[str, Any] = {k: v for k, v in given.items() if v is not None}
         images = _image_urls(params)
         webhook = self._webhook(job)
         if job_type.name == "image-generation":
@@ -326,7 +348,7 @@ class RemoteJobs:
                 webhook=webhook,
             )
         if job_type.name == "video-generation":
-            duration = options.get("duration", params.get("duration", 5))
+            duration = params.get("duration") or options.get("duration") or 5
             return VideoTaskRequest(
                 model=params["model"],
                 prompt=params.get("prompt") or "",
@@ -353,8 +375,9 @@ class RemoteJobs:
             return None
         provider = str(job.params.get("provider"))
         if provider == "bfl":
+            secret = webhook_secret(self.services, job.id)
             url = f"{settings.base_url}/internal/providers/bfl/webhook"
-            return Webhook(url, webhook_secret(self.services, job.id))
+            return None if secret is None else Webhook(url, secret)
         if provider == "upscale" and settings.replicate_webhook_secret is not None:
             return Webhook(f"{settings.base_url}/internal/providers/replicate/webhook")
         return None
@@ -402,7 +425,8 @@ class RemoteJobs:
     async def _publish(self, job: JobRecord | None) -> None:
         if job is not None:
             view = await signed_job_view(job, self.services.storage)
-            await self.services.events.publish(JobUpdate(job.user_id, view))
+            await self.services.events.publish(JobUpdate(job.user_id, view, job))
+            await settle_dependents(self.services, job)  # a finished job's waiting children
 
     def _elapsed(self, stored: ProviderTaskRecord) -> float:
         return max(0.0, (self.services.clock.now() - stored.submitted_at).total_seconds())

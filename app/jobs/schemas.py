@@ -231,3 +231,6 @@ class TaskPayload(BaseModel):
 
     job_id: str = Field(alias="jobId", min_length=1, max_length=MAX_JOB_ID_LENGTH)
     chunk: StrictInt | None = Field(None, ge=0, le=1000)
+    attempts_before: StrictInt = Field(0, alias="attemptsBefore", ge=0, le=1000)
+    """Attempts made by earlier tasks of the same job (a retry the reconciler created for an
+    attempt cut short): this task's attempt n is the job's attempt ``attempts_before + n``."""

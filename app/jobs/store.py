@@ -18,7 +18,7 @@ from sqlalchemy import Connection, Select, and_, insert, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from app.db import Database
-from app.jobs import batches, credits, dependencies, transitions
+from app.jobs import batches, credits, cut_short, dependencies, transitions
 from app.jobs.group_commit import GroupCommit
 from app.jobs.records import ChunkRecord, Claim, JobRecord, R, UsageEntry, UserRecord, record
 from app.jobs.transitions import JOB_COLUMNS, UNFINISHED
@@ -228,6 +228,16 @@ class JobStore:
         now = self.clock.now()
         cutoff = now - older_than
         return await self.db.write(transitions.fail_stale, cutoff, error, now, _SCAN_LIMIT)
+
+    async def cut_short(
+        self, deadlines: dict[str, timedelta], chunked: set[str]
+    ) -> list[cut_short.CutShort]:
+        """Attempts older than their type's dispatch deadline (``deadlines``) that still hold
+        a job, or a chunk for the types in ``chunked`` (``app.jobs.cut_short``)."""
+        now = self.clock.now()
+        whole = {name: now - wait for name, wait in deadlines.items() if name not in chunked}
+        chunks = {name: now - wait for name, wait in deadlines.items() if name in chunked}
+        return await self.db.read(cut_short.find_cut_short, whole, chunks, _SCAN_LIMIT)
 
     # ------------------------------------------------------------------ whole jobs
 

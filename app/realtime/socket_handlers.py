@@ -6,6 +6,12 @@ the user owns. Right after connect the socket gets the state of the user's unfin
 because updates published before it connected were sent to nobody. When the token expires
 the transport is closed, so socket.io-client reconnects on its own and calls its ``auth``
 callback for a fresh token (a Socket.IO-level disconnect would stop it from reconnecting).
+
+Nothing is held for free (``SocketLimits``): an engine.io session that has not completed a
+Socket.IO CONNECT within ``auth_timeout`` seconds is closed (it holds a session and answers
+pings, but nobody ever authenticated it); at most ``max_connections`` sockets per instance and
+``max_per_user`` per user, the next one refused with ``connect_error`` ``message: "too many
+connections"``; at most ``max_connections`` sessions may wait for their CONNECT at once.
 """
 
 from __future__ import annotations
@@ -13,6 +19,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import Counter
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qs
@@ -39,6 +47,23 @@ backlog gets the recent ones at once and the rest as they move."""
 def refused(reason: str) -> socketio.exceptions.ConnectionRefusedError:
     """The client sees ``connect_error`` with ``message == "unauthorized"`` and ``data.reason``."""
     return socketio.exceptions.ConnectionRefusedError("unauthorized", {"reason": reason})
+
+
+TOO_MANY = "too many connections"
+
+
+def too_many(reason: str) -> socketio.exceptions.ConnectionRefusedError:
+    """``connect_error`` with ``message == "too many connections"`` and ``data.reason``."""
+    return socketio.exceptions.ConnectionRefusedError(TOO_MANY, {"reason": reason})
+
+
+@dataclass(frozen=True, slots=True)
+class SocketLimits:
+    """What one instance holds for Socket.IO clients (settings ``SOCKETIO_*``)."""
+
+    auth_timeout: float = 5.0
+    max_connections: int = 10_000
+    max_per_user: int = 20
 
 
 def token_from(auth: Any, environ: dict[str, Any]) -> str | None:
@@ -69,9 +94,15 @@ def job_id_from(args: tuple[Any, ...]) -> str | None:
 async def close_transport(sio: socketio.AsyncServer, eio_sid: str) -> None:
     """Close the engine.io connection ``eio_sid``: the client sees "transport close" and
     reconnects on its own, calling its ``auth`` callback for a fresh token. (A Socket.IO-level
-    disconnect is "io server disconnect", after which clients do not reconnect.)"""
+    disconnect is "io server disconnect", after which clients do not reconnect.)
+
+    It does not wait for the client to read the CLOSE packet (``eio.disconnect`` would): a
+    long-polling client that stopped polling would hold it, and a shutdown, forever."""
     socket = sio.eio.sockets.get(eio_sid)
-    await sio.eio.disconnect(eio_sid)
+    if socket is None:
+        return
+    await socket.close(wait=False, reason=sio.eio.reason.SERVER_DISCONNECT)
+    sio.eio.sockets.pop(eio_sid, None)
     # engine.io-client ignores the CLOSE packet on a websocket, so the websocket itself must
     # close; python-engineio's writer closes it when it reads ``None`` from the queue.
     queue = getattr(socket, "queue", None)
@@ -98,18 +129,59 @@ class SocketHandlers:
         store: JobStore,
         users: UserAuthenticator,
         storage: Storage | None = None,
+        limits: SocketLimits | None = None,
     ) -> None:
         self.sio = sio
         self.store = store
         self.users = users
         self.storage = storage  # signs result URLs in the states sent (None: as stored)
+        self.limits = limits or SocketLimits()
         self._user_of: dict[str, str] = {}
+        self._per_user: Counter[str] = Counter()
         self._expiry: dict[str, asyncio.TimerHandle] = {}
+        self._unauthenticated: dict[str, asyncio.TimerHandle] = {}  # engine.io sid -> timer
         self._tasks: set[asyncio.Task[Any]] = set()
         sio.on("connect", self.connect)
         sio.on("disconnect", self.disconnect)
         sio.on("subscribe", self.subscribe)
         sio.on("unsubscribe", self.unsubscribe)
+        self._watch_engineio_sessions()
+
+    def _watch_engineio_sessions(self) -> None:
+        """Wrap python-socketio's own engine.io connect/disconnect handlers: every new
+        engine.io session gets ``auth_timeout`` seconds to complete its Socket.IO CONNECT."""
+        eio = self.sio.eio
+        on_connect, on_disconnect = eio.handlers["connect"], eio.handlers["disconnect"]
+
+        async def eio_connect(eio_sid: str, environ: dict[str, Any]) -> Any:
+            if len(self._unauthenticated) >= self.limits.max_connections:
+                log.warning("engine.io session refused: too many waiting for their CONNECT")
+                return False
+            answer = await on_connect(eio_sid, environ)
+            loop = asyncio.get_running_loop()
+            self._unauthenticated[eio_sid] = loop.call_later(
+                self.limits.auth_timeout, self._unauthenticated_too_long, eio_sid
+            )
+            return answer
+
+        async def eio_disconnect(eio_sid: str, *reason: Any) -> Any:
+            timer = self._unauthenticated.pop(eio_sid, None)
+            if timer is not None:
+                timer.cancel()
+            return await on_disconnect(eio_sid, *reason)
+
+        eio.on("connect", eio_connect)
+        eio.on("disconnect", eio_disconnect)
+
+    def _unauthenticated_too_long(self, eio_sid: str) -> None:
+        self._unauthenticated.pop(eio_sid, None)
+        if eio_sid in self.sio.eio.sockets:
+            log.info("closing an engine.io session that never connected to Socket.IO")
+            self._spawn(close_transport(self.sio, eio_sid))
+
+    def connected_count(self) -> int:
+        """How many authenticated sockets are connected (a gauge of ``app.metrics``)."""
+        return len(self._user_of)
 
     async def connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
         token = token_from(auth, environ)
@@ -120,7 +192,16 @@ class SocketHandlers:
         except AuthError as error:
             raise refused(str(error)) from None
         user_id = principal.user_id
+        if len(self._user_of) >= self.limits.max_connections:
+            raise too_many(f"this server holds its limit of {self.limits.max_connections}")
+        if self._per_user[user_id] >= self.limits.max_per_user:
+            raise too_many(f"at most {self.limits.max_per_user} connections per user")
         self._user_of[sid] = user_id
+        self._per_user[user_id] += 1
+        eio_sid = self.sio.manager.eio_sid_from_sid(sid, NAMESPACE)
+        timer = self._unauthenticated.pop(eio_sid, None) if eio_sid is not None else None
+        if timer is not None:
+            timer.cancel()
         await self.sio.enter_room(sid, user_room(user_id))
         self._schedule_expiry(sid, principal.expires_at)
         # After the handler returns the client is told it is connected; the snapshot runs in
@@ -128,7 +209,11 @@ class SocketHandlers:
         self._spawn(self._send_snapshot(sid, user_id))
 
     async def disconnect(self, sid: str, *_reason: Any) -> None:
-        self._user_of.pop(sid, None)
+        user_id = self._user_of.pop(sid, None)
+        if user_id is not None:
+            self._per_user[user_id] -= 1
+            if self._per_user[user_id] <= 0:
+                del self._per_user[user_id]
         timer = self._expiry.pop(sid, None)
         if timer is not None:
             timer.cancel()
@@ -192,9 +277,10 @@ class SocketHandlers:
         task.add_done_callback(self._tasks.discard)
 
     async def close(self) -> None:
-        for timer in self._expiry.values():
+        for timer in [*self._expiry.values(), *self._unauthenticated.values()]:
             timer.cancel()
         self._expiry.clear()
+        self._unauthenticated.clear()
         for task in list(self._tasks):
             task.cancel()
         for task in list(self._tasks):

@@ -13,8 +13,10 @@ This module (with ``daygen_queue.queues_file``) is the only place ``daygen_queue
 
 from __future__ import annotations
 
+import os
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
+from pathlib import Path
 from typing import Any, Self
 
 from google.api_core import exceptions as google_errors
@@ -127,6 +129,39 @@ class InProcessRpc:
         await self.engine.close()
 
 
+class JournalInUse(RuntimeError):
+    """Another process already runs an emulator on this journal file."""
+
+
+class JournalLock:
+    """An exclusive lock on ``PATH.lock`` while an engine journals to ``PATH``: two engines on
+    one journal would each dispatch the other's tasks, so the second one is refused."""
+
+    def __init__(self, journal: Path) -> None:
+        self.path = journal.with_name(journal.name + ".lock")
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        import fcntl
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            raise JournalInUse(
+                f"the queue journal {self.path.with_suffix('')} is in use by another process "
+                "(give each instance its own EMULATOR_DB, or EMULATOR_DB=memory)"
+            ) from None
+        self._fd = fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing the descriptor releases the lock
+            self._fd = None
+
+
 class EmulatorBackend(CloudTasksQueue):
     """A ``TaskQueue`` backed by an in-process ``emulator.Engine``.
 
@@ -135,6 +170,11 @@ class EmulatorBackend(CloudTasksQueue):
     ``engine``. ``engine_options`` go to ``emulator.Engine`` (``event_history=``...);
     ``pending_operation_polls`` makes batch operations answer "not done" that many times
     first (what exercises ``create_tasks``' polling).
+
+    ``db=PATH`` journals queues and tasks to that SQLite file (``emulator.sqlite_store``, the
+    store of ``python -m emulator --db``): a restarted process loads them and dispatches
+    again every task, those cut off in flight included. Without it (and without ``store``)
+    nothing outlives the process. One process at a time may use a journal (``JournalInUse``).
     """
 
     def __init__(
@@ -147,8 +187,18 @@ class EmulatorBackend(CloudTasksQueue):
         location: str = DEFAULT_LOCATION,
         engine: emu.Engine | None = None,
         pending_operation_polls: int = 0,
+        db: str | Path | None = None,
         **engine_options: Any,
     ) -> None:
+        self.journal_lock: JournalLock | None = None
+        if db is not None:
+            if store is not None or engine is not None:
+                raise ValueError("db= makes the store: pass db, store or engine, not several")
+            from emulator.sqlite_store import SqliteStore
+
+            self.journal_lock = JournalLock(Path(db))
+            self.journal_lock.acquire()
+            store = SqliteStore(db)
         self.engine = engine or emu.Engine(
             clock=clock, dispatcher=dispatcher, store=store, **engine_options
         )
@@ -174,6 +224,18 @@ class EmulatorBackend(CloudTasksQueue):
         """Load what the store kept and, on a real clock, start dispatching (also done by
         the first call)."""
         await self.engine.start()
+
+    async def stop_dispatching(self) -> None:
+        """Start no new delivery (the app is stopping); those in flight finish. What is left
+        stays in the journal, if there is one, for the next start."""
+        await self.engine.stop_dispatching()
+
+    async def close(self) -> None:
+        try:
+            await super().close()
+        finally:
+            if self.journal_lock is not None:
+                self.journal_lock.release()
 
     async def run_until_idle(self) -> None:
         await self.engine.start()

@@ -33,7 +33,8 @@ def test_defaults_work_offline_with_development_secrets(monkeypatch: pytest.Monk
         monkeypatch.delenv(name, raising=False)
     settings = Settings()
     assert settings.port == 3000
-    assert settings.task_queue_url == "emulator:"
+    # The in-process emulator journals beside the SQLite database file.
+    assert settings.task_queue_url == "emulator:?db=var/daygen-tasks.db"
     assert settings.base_url == "http://127.0.0.1:3000"
     assert settings.database_url == "sqlite+aiosqlite:///./var/daygen.db"
     assert settings.jwt_secret is not None

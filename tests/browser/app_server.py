@@ -54,6 +54,7 @@ async def serving_app(folder: Path, **overrides: Any) -> AsyncIterator[RunningAp
         "internal_api_key": "browser-test-internal-key",
         "reconcile_interval_seconds": 0,
         "local_providers_only": True,
+        "emulator_db": "memory",
         **overrides,
     }
     settings = Settings(**options)

@@ -110,6 +110,7 @@ def app_settings(tmp_path: Path, port: int, **overrides: Any) -> Settings:
         "internal_api_key": INTERNAL_KEY,
         "reconcile_interval_seconds": 0,
         "queue_max_dispatches_per_second": 500,
+        "emulator_db": "memory",
         **overrides,
     }
     return Settings(**values)
@@ -359,6 +360,7 @@ async def start_app_process(tmp_path: Path) -> AsyncIterator[StartAppProcess]:
             "JWT_SECRET": JWT_SECRET,
             "INTERNAL_API_KEY": INTERNAL_KEY,
             "RECONCILE_INTERVAL_SECONDS": "0",
+            "EMULATOR_DB": "memory",  # instances sharing a database each have their own queue
             **env,
         }
         with log_path.open("wb") as log_file:
