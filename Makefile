@@ -11,7 +11,7 @@ UV_VERSION := uv>=0.13,<0.14
 # pip's own index, when one is configured (uv does not read pip's configuration).
 UV_INDEXES = $(shell $(PY) -m pip config get global.index-url 2>/dev/null | sed 's/^/--index-url /')
 
-.PHONY: run emulator test lint typecheck bench screenshots lock clean
+.PHONY: run run-fakes emulator test fuzz lint typecheck bench screenshots lock clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -34,11 +34,22 @@ lock: | $(PY)
 run: $(STAMP)
 	$(PY) -m app
 
+# The app with BFL_API_KEY, RUNWAYML_API_SECRET and REPLICATE_API_TOKEN set, against local fake
+# providers and fake-gcs-server on 127.0.0.1 (ports 8701-8704); Ctrl-C stops everything.
+run-fakes: $(STAMP)
+	$(PY) -m tests.providers.fakes --run-app
+
 emulator: $(STAMP)
 	$(PY) -m emulator
 
 test: $(STAMP)
 	$(PY) -m pytest -q
+
+# schemathesis against the running app, every phase and many examples (minutes; `make test`
+# runs a short profile of the same test).
+fuzz: $(STAMP)
+	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-100} FUZZ_PHASES=examples,coverage,fuzzing,stateful \
+		$(PY) -m pytest -q -s -p no:randomly tests/app/test_openapi.py -k schemathesis --timeout 1800
 
 lint: $(STAMP)
 	$(PY) -m nox -s lint typecheck

@@ -20,12 +20,25 @@ from app.main import create_app
 from app.settings import Settings
 
 
+def _hours(text: str) -> float:
+    """A token lifetime: a finite number of hours above 0, at most ten years."""
+    try:
+        hours = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of hours") from None
+    if not 0 < hours <= 24 * 366 * 10:  # also refuses nan and inf
+        raise argparse.ArgumentTypeError(f"must be more than 0 and at most 87840, not {text}")
+    return hours
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m app", description=__doc__)
     commands = parser.add_subparsers(dest="command")
     token = commands.add_parser("token", help="print a development JWT for USER_ID")
     token.add_argument("user_id")
-    token.add_argument("--hours", type=float, default=24.0, help="lifetime (default 24)")
+    token.add_argument(
+        "--hours", type=_hours, default=24.0, help="lifetime, more than 0 (default 24)"
+    )
     commands.add_parser("serve", help="run the service (the default)")
     args = parser.parse_args(argv)
 

@@ -18,6 +18,7 @@ from datetime import datetime
 from typing import Any
 
 from aiohttp import web
+from aiohttp.web_protocol import RequestPayloadError
 from pydantic import BaseModel, ValidationError
 
 from app import idempotency
@@ -106,6 +107,21 @@ async def json_errors(
         return await handler(request)
     except ApiError as error:
         return error.response()
+    except RequestPayloadError:
+        # A body that does not decode (a corrupt gzip or deflate stream): the client's fault.
+        # Marking the stream finished stops aiohttp from reading (and logging) it again.
+        # The connection is closed after the answer: its stream is past repair.
+        request.content.feed_eof()
+        encoding = request.headers.get("Content-Encoding", "none")
+        response = web.json_response(
+            {
+                "error": "bad_request",
+                "message": f"the body could not be decoded (Content-Encoding: {encoding[:40]})",
+            },
+            status=400,
+        )
+        response.force_close()
+        return response
     except web.HTTPException as error:
         if error.status < 400:
             raise

@@ -84,14 +84,43 @@ class UserAuthenticator:
             )
         except jwt.ExpiredSignatureError:
             raise AuthError("token expired") from None
-        except jwt.PyJWKClientError as exc:
-            raise AuthError(f"invalid token: {exc}") from None
-        except jwt.InvalidTokenError as exc:
-            raise AuthError(f"invalid token: {exc}") from None
+        except (jwt.PyJWKClientError, jwt.InvalidTokenError) as exc:
+            raise AuthError(f"invalid token: {token_problem(exc)}") from None
+        except (OverflowError, ValueError, TypeError):  # e.g. "exp": 1e400
+            raise AuthError("invalid token: 'exp' must be a whole number of seconds") from None
         subject = claims.get("sub")
         if not isinstance(subject, str) or not USER_ID_PATTERN.match(subject):
             raise AuthError("invalid token: 'sub' must be a user id of 1-128 safe characters")
-        return Principal(subject, datetime.fromtimestamp(int(claims["exp"]), UTC))
+        # An 'exp' past year 9999 is valid JWT but not a datetime: it is remembered as 9999.
+        expires = min(int(claims["exp"]), MAX_EXP)
+        return Principal(subject, datetime.fromtimestamp(expires, UTC))
+
+
+MAX_EXP = int(datetime(9999, 12, 31, tzinfo=UTC).timestamp())
+
+
+def token_problem(exc: Exception) -> str:
+    """What is wrong with a token, for people: PyJWT's messages describe its own parsing
+    (``Not enough segments``, ``'utf-8' codec can't decode``), not what the sender did."""
+    if isinstance(exc, jwt.MissingRequiredClaimError):
+        return f"the '{exc.claim}' claim is required"
+    if isinstance(exc, jwt.InvalidSignatureError):
+        return "the signature does not match (wrong secret or key, or an altered token)"
+    if isinstance(exc, jwt.InvalidAlgorithmError):
+        return "the signing algorithm is not the one this service accepts"
+    if isinstance(exc, jwt.InvalidAudienceError):
+        return "the 'aud' claim is not this service's audience"
+    if isinstance(exc, jwt.InvalidIssuerError):
+        return "the 'iss' claim is not the expected issuer"
+    if isinstance(exc, jwt.ImmatureSignatureError):
+        return "the token is not valid yet ('nbf' or 'iat' in the future)"
+    if isinstance(exc, jwt.PyJWKClientError):
+        return "no signing key of the issuer matches the token's 'kid'"
+    if isinstance(exc, jwt.DecodeError) and "claim" in str(exc):
+        return str(exc)  # PyJWT's claim messages are written for people
+    if isinstance(exc, jwt.DecodeError):
+        return "not a JWT (three base64url parts separated by dots, with a JSON header and payload)"
+    return "the token's claims are malformed"
 
 
 def bearer_token(authorization: str | None) -> str:
@@ -116,6 +145,8 @@ def issue_dev_token(
         raise ValueError("JWT_SECRET is not set: tokens come from the JWKS issuer")
     if not USER_ID_PATTERN.match(user_id):
         raise ValueError("user id must be 1-128 characters of A-Z a-z 0-9 . _ : @ | -")
+    if ttl <= timedelta(0):
+        raise ValueError("the token's lifetime must be positive")
     issued = now or datetime.now(UTC)
     claims: dict[str, Any] = {"sub": user_id, "iat": issued, "exp": issued + ttl}
     if settings.jwt_issuer:

@@ -7,9 +7,10 @@ corrected by the next, and publishing is fire-and-forget: a failed publish never
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
+from app.jobs.records import JobRecord
 from app.jobs.views import JobView
 
 JOB_UPDATE_EVENT = "jobUpdate"
@@ -24,6 +25,9 @@ class JobUpdate:
 
     user_id: str
     payload: JobView
+    job: JobRecord | None = field(default=None, compare=False, repr=False)
+    """The record the view was made from, for observers in this process (``app.metrics``
+    reads the provider and timestamps from it); never sent. Publishers that have it pass it."""
 
     @property
     def job_id(self) -> str:

@@ -23,8 +23,11 @@ from app.jobs.reconciler import Reconciler
 from app.jobs.store import JobStore
 from app.jobs.types import JOB_TYPES, queue_configs
 from app.lifecycle import DRAIN, Drain
+from app.metrics import AppMetrics, MeteredJobEvents, add_metrics_route, metered_providers
 from app.migrate import migrate
+from app.openapi import openapi_routes
 from app.outbound import OutboundHttp
+from app.playground import add_playground
 from app.providers.base import Providers
 from app.providers.registry import build_providers, remote_concurrency
 from app.realtime import SSE_ROUTE, LiveUpdates, SocketHandlers, sse_handler
@@ -41,6 +44,7 @@ log = logging.getLogger("app")
 
 RECONCILER = web.AppKey("reconciler", Reconciler)
 OUTBOUND_HTTP = web.AppKey("outbound_http", OutboundHttp)
+METRICS = web.AppKey("metrics", AppMetrics)
 EMULATOR_CONSOLE_PATH = "/_emulator/"
 
 Lifetime = Callable[[web.Application], AsyncIterator[None]]
@@ -87,6 +91,8 @@ def create_app(
         app.cleanup_ctx.append(_outbound(outbound, None))
     store = JobStore(database, clock, starting_credits=settings.starting_credits)
     users = UserAuthenticator(settings)
+    metrics = AppMetrics()
+    app[METRICS] = metrics
     if events is None:
         live = LiveUpdates(settings)
         limits = SocketLimits(
@@ -101,18 +107,24 @@ def create_app(
         app.router.add_get(
             SSE_ROUTE, sse_handler(live.streams, store, settings.sse_heartbeat_seconds)
         )
+        metrics.watch_connections("socketio", handlers.connected_count)
+        metrics.watch_connections("sse", live.streams.open_count)
         events = live
     events = WebhookPublisher(events, store=store, queue=task_queue, settings=settings, clock=clock)
+    events = MeteredJobEvents(events, metrics, store)
     app[SERVICES] = Services(
         settings=settings,
         clock=clock,
         store=store,
         queue=task_queue,
         events=events,
-        providers=providers or build_providers(settings, outbound=outbound, clock=clock),
+        providers=metered_providers(
+            providers or build_providers(settings, outbound=outbound, clock=clock), metrics, clock
+        ),
         storage=storage,
         users=users,
         internal=InternalAuthenticator(settings),
+        metrics=metrics,
     )
     reconciler = Reconciler(store, task_queue, settings, clock, events)
     app[RECONCILER] = reconciler
@@ -121,19 +133,22 @@ def create_app(
     app.add_routes(provider_routes())
     app.add_routes(media_routes(storage))
     app.add_routes(webhook_routes(outbound))
-    _mount_emulator_console(app, task_queue, settings)
+    app.add_routes(openapi_routes())
+    add_metrics_route(app, settings, metrics)
+    console = _mount_emulator_console(app, task_queue, settings)
+    add_playground(app, settings, console_path=EMULATOR_CONSOLE_PATH if console else None)
     return app
 
 
-def _mount_emulator_console(app: web.Application, queue: TaskQueue, settings: Settings) -> None:
+def _mount_emulator_console(app: web.Application, queue: TaskQueue, settings: Settings) -> bool:
     """Outside production, the in-process emulator's console (and the REST face it calls) at
     ``/_emulator/``. The one place the app reaches past ``daygen_queue`` into ``emulator``:
     the in-process transport's service is the emulator, and only a development page needs it.
     Google's Cloud Tasks or ``python -m emulator`` have their own consoles, so nothing is
-    mounted for them."""
+    mounted for them (False)."""
     service = getattr(getattr(queue, "rpc", None), "service", None)
     if settings.is_production or service is None:
-        return
+        return False
     from emulator.console import console_app
 
     app.router.add_get(EMULATOR_CONSOLE_PATH.rstrip("/"), _to_emulator_console)
@@ -143,6 +158,7 @@ def _mount_emulator_console(app: web.Application, queue: TaskQueue, settings: Se
         log.info("emulator console: %s%s", settings.base_url, EMULATOR_CONSOLE_PATH)
 
     app.on_startup.append(announce)
+    return True
 
 
 async def _to_emulator_console(request: web.Request) -> web.StreamResponse:

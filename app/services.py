@@ -6,13 +6,14 @@ a test can build the app with a virtual clock, an in-process queue and fake prov
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from aiohttp import web
 
 from app.auth import InternalAuthenticator, UserAuthenticator
 from app.events import JobEvents
 from app.jobs.store import JobStore
+from app.metrics import AppMetrics
 from app.providers.base import Providers
 from app.settings import Settings
 from app.storage import Storage
@@ -30,6 +31,7 @@ class Services:
     storage: Storage
     users: UserAuthenticator
     internal: InternalAuthenticator
+    metrics: AppMetrics = field(default_factory=AppMetrics)
 
 
 SERVICES = web.AppKey("services", Services)

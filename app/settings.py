@@ -7,6 +7,7 @@ but each one used is announced loudly, and none is accepted when ``APP_ENV=produ
 from __future__ import annotations
 
 import logging
+from ipaddress import IPv4Network, IPv6Network
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self
 from urllib.parse import urlencode
@@ -180,6 +181,18 @@ class Settings(BaseSettings):
         15.0, gt=0, description="A comment line this often keeps proxies from closing SSE."
     )
 
+    # Who may read /metrics (app.metrics): a bearer token, or peers in these networks. With
+    # neither, /metrics is open outside production and closed in production.
+    metrics_token: SecretStr | None = Field(
+        None, description="A bearer token that may read /metrics (Prometheus' authorization)."
+    )
+    metrics_allowed_networks: Annotated[list[IPv4Network | IPv6Network], NoDecode] = Field(
+        [],
+        description="Comma-separated networks (CIDR) whose peers may read /metrics without "
+        "the token, e.g. 10.0.0.0/8,127.0.0.1/32. The TCP peer address is checked, never "
+        "X-Forwarded-For.",
+    )
+
     # Requests and background work.
     max_body_bytes: int = Field(1024 * 1024, ge=1024)
     reconcile_interval_seconds: float = Field(
@@ -233,6 +246,20 @@ class Settings(BaseSettings):
             value = [origin.strip() for origin in value.split(",")]
         if isinstance(value, list):
             return [origin for origin in value if origin] or ["*"]
+        return value
+
+    @field_validator("metrics_token", mode="before")
+    @classmethod
+    def _no_empty_token(cls, value: object) -> object:
+        """An empty ``METRICS_TOKEN`` is no token (it would match an empty bearer)."""
+        return None if value == "" else value
+
+    @field_validator("metrics_allowed_networks", mode="before")
+    @classmethod
+    def _split_networks(cls, value: object) -> object:
+        """A comma-separated list of networks (``10.0.0.0/8``, ``::1/128``, a bare address)."""
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
         return value
 
     @field_validator("fetch_allow_hosts", mode="before")

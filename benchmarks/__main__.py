@@ -18,6 +18,7 @@ MODULES = [
     "app_end_to_end",
     "socketio_latency",
     "priority",
+    "metrics",
 ]
 
 

@@ -1,6 +1,7 @@
 """``python -m emulator`` over gRPC, against the PyPI ``gcloud-tasks-emulator`` in the same run.
 
-    python -m benchmarks.grpc_emulator [--quick] [--json PATH] [--skip-pypi] [--rss-tasks N]
+    python -m benchmarks.grpc_emulator [--quick] [--json PATH] [--skip-pypi] [--skip-db]
+        [--rss-tasks N] [--baseline CHECKOUT]
 
 Workloads (the official ``google-cloud-tasks`` async client, one process, 2 cores shared with
 the server):
@@ -69,11 +70,12 @@ class Server:
     address: str
     process: subprocess.Popen[bytes] | None = None
     env: dict[str, str] = field(default_factory=dict)
+    cwd: Path = REPO
 
     def spawn(self) -> None:
         self.process = subprocess.Popen(
             self.command,
-            cwd=REPO,
+            cwd=self.cwd,
             env={**os.environ, **self.env},
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -336,74 +338,152 @@ async def rss_run(receiver: CountingReceiver, tasks: int) -> dict[str, Any]:
     }
 
 
+@dataclass
+class Contender:
+    """A server measured in every repeat: ``create_only`` (the floor) runs the CreateTask
+    workloads alone."""
+
+    name: str
+    factory: Callable[[], Server]
+    create_only: bool = False
+    runs: dict[str, list[tuple[float, float]]] = field(
+        default_factory=lambda: {"seq": [], "par": [], "e2e": []}
+    )
+
+
+def baseline_emulator(checkout: Path) -> Callable[[], Server]:
+    """``python -m emulator`` of another checkout (its own ``.venv``), e.g. the commit an
+    issue started from: measured in the same run, interleaved with ours."""
+    python = checkout / ".venv" / "bin" / "python"
+
+    def factory() -> Server:
+        port = free_port()
+        server = Server(
+            f"baseline ({checkout.name})",
+            [str(python), "-m", "emulator", "--port", str(port), "--http-port", "-1"],
+            f"127.0.0.1:{port}",
+        )
+        server.cwd = checkout
+        server.env = {"PYTHONPATH": str(checkout)}
+        return server
+
+    return factory
+
+
+async def measure(
+    contender: Contender,
+    receiver: CountingReceiver,
+    sizes: dict[str, int],
+    repeat: int,
+) -> None:
+    server = contender.factory()
+    await server.start()
+    tag = f"{repeat}"
+    try:
+        runs = contender.runs
+        runs["seq"].append(await create_rate(server, sizes["sequential"], 1, f"s{tag}"))
+        runs["par"].append(await create_rate(server, sizes["parallel"], CONCURRENCY, f"p{tag}"))
+        if not contender.create_only:
+            outcome = await end_to_end(server, receiver, sizes["e2e"], 10, f"e{tag}", 180)
+            runs["e2e"].append(outcome if outcome is not None else (0.0, float("inf")))
+    finally:
+        server.stop()
+
+
+def summary(contender: Contender) -> dict[str, Any]:
+    row: dict[str, Any] = {}
+    for key, label in (
+        ("seq", "create_sequential"),
+        ("par", "create_50_in_flight"),
+        ("e2e", "end_to_end"),
+    ):
+        if contender.runs[key]:
+            row[label] = median([rate for rate, _ in contender.runs[key]])
+            row[label + "_cpu_us"] = median([cpu for _, cpu in contender.runs[key]])
+    return row
+
+
+def paired_ratios(ours: Contender, other: Contender, key: str) -> list[float]:
+    """Per repeat, the other's CPU per task over ours (above 1: ours spends less); each pair
+    was measured minutes apart at most, under the same load."""
+    return [
+        theirs / mine
+        for (_, mine), (_, theirs) in zip(ours.runs[key], other.runs[key], strict=False)
+        if mine > 0 and theirs != float("inf")
+    ]
+
+
 async def run(args: Any) -> dict[str, Any]:
     quick = args.quick
-    sequential_n = 300 if quick else 2000
-    parallel_n = 2000 if quick else 10_000
-    e2e_n = 2000 if quick else 10_000
-    rss_n = args.rss_tasks or (10_000 if quick else 100_000)
+    sizes = {
+        "sequential": 300 if quick else 2000,
+        "parallel": 2000 if quick else 10_000,
+        "e2e": 2000 if quick else 10_000,
+    }
+    rss_n = args.rss_tasks if args.rss_tasks >= 0 else (10_000 if quick else 100_000)
     receiver = CountingReceiver()
     await receiver.start()
-    results: dict[str, dict[str, Any]] = {}
-    servers = [ours, ours_with_db] + ([] if args.skip_pypi else [pypi_emulator])
+    floor = Contender(floor_server().name, floor_server, create_only=True)
+    mine = Contender(ours().name, ours)
+    contenders = [floor, mine]
+    baseline: Contender | None = None
+    if args.baseline:
+        factory = baseline_emulator(args.baseline)
+        baseline = Contender(factory().name, factory)
+        contenders.append(baseline)
+    if not args.skip_db:
+        contenders.append(Contender(ours_with_db().name, ours_with_db))
+    if not args.skip_pypi:
+        contenders.append(Contender(pypi_emulator().name, pypi_emulator))
+    rss: dict[str, Any] = {}
     try:
-        floor: list[tuple[float, float]] = []
-        floor_seq: list[tuple[float, float]] = []
+        http_limit = await raw_http_baseline(receiver, sizes["e2e"])
+        # Interleaved: every contender once per repeat, so that a change in the machine's
+        # load (other engineers share its 2 cores) falls on all of them alike.
         for repeat in range(args.repeat):
-            server = floor_server()
-            await server.start()
-            try:
-                floor_seq.append(await create_rate(server, sequential_n, 1, f"fs{repeat}"))
-                floor.append(await create_rate(server, parallel_n, CONCURRENCY, f"f{repeat}"))
-            finally:
-                server.stop()
-        baseline = await raw_http_baseline(receiver, e2e_n)
-        for factory in servers:
-            runs: dict[str, list[tuple[float, float]]] = {"seq": [], "par": [], "e2e": []}
-            for repeat in range(args.repeat):
-                server = factory()
-                await server.start()
-                try:
-                    runs["seq"].append(await create_rate(server, sequential_n, 1, f"s{repeat}"))
-                    runs["par"].append(
-                        await create_rate(server, parallel_n, CONCURRENCY, f"p{repeat}")
-                    )
-                    outcome = await end_to_end(server, receiver, e2e_n, 10, f"e{repeat}", 180)
-                    runs["e2e"].append(outcome if outcome is not None else (0.0, float("inf")))
-                finally:
-                    server.stop()
-            row: dict[str, Any] = {}
-            for key, label in (
-                ("seq", "create_sequential"),
-                ("par", "create_50_in_flight"),
-                ("e2e", "end_to_end"),
-            ):
-                row[label] = median([rate for rate, _ in runs[key]])
-                row[label + "_cpu_us"] = median([cpu for _, cpu in runs[key]])
-            results[factory().name] = row
-        rss = await rss_run(receiver, rss_n)
+            for contender in contenders:
+                await measure(contender, receiver, sizes, repeat)
+        if rss_n > 0:
+            rss = await rss_run(receiver, rss_n)
     finally:
         await receiver.stop()
-    results[floor_server().name] = {
-        "create_sequential": median([rate for rate, _ in floor_seq]),
-        "create_sequential_cpu_us": median([cpu for _, cpu in floor_seq]),
-        "create_50_in_flight": median([rate for rate, _ in floor]),
-        "create_50_in_flight_cpu_us": median([cpu for _, cpu in floor]),
+    results = {contender.name: summary(contender) for contender in contenders}
+    ratios: dict[str, Any] = {
+        # CreateTask per CPU-second, ours over the floor's (1.0: no cost beyond gRPC's own).
+        "create_50_in_flight_vs_floor": median(paired_ratios(mine, floor, "par")),
     }
+    if baseline is not None:
+        ratios["end_to_end_cpu_vs_baseline"] = 1 / median(paired_ratios(mine, baseline, "e2e"))
+        ratios["create_50_in_flight_cpu_vs_baseline"] = 1 / median(
+            paired_ratios(mine, baseline, "par")
+        )
     return {
         "results": results,
-        "raw_http_baseline": baseline,
+        "ratios": ratios,
+        "raw_http_baseline": http_limit,
         "rss": rss,
-        "sizes": {"sequential": sequential_n, "parallel": parallel_n, "e2e": e2e_n},
+        "sizes": sizes,
+        "repeats": args.repeat,
     }
 
 
 def main() -> None:
     cli = parser(__doc__.split("\n\n")[0])
-    cli.add_argument("--skip-pypi", action="store_true", help="only our emulator")
-    cli.add_argument("--rss-tasks", type=int, default=0, help="tasks in the RSS run")
+    cli.add_argument("--skip-pypi", action="store_true", help="leave out the PyPI emulator")
+    cli.add_argument("--skip-db", action="store_true", help="leave out the --db run")
+    cli.add_argument(
+        "--baseline",
+        metavar="CHECKOUT",
+        help="also measure CHECKOUT's python -m emulator (run with CHECKOUT/.venv), "
+        "interleaved with ours, and print ours/baseline CPU ratios",
+    )
+    cli.add_argument(
+        "--rss-tasks", type=int, default=-1, help="tasks in the RSS run (0: no RSS run)"
+    )
     cli.add_argument("--serve-floor", type=int, default=0, help=argparse.SUPPRESS)
     args = cli.parse_args()
+    if args.baseline:
+        args.baseline = Path(args.baseline).resolve()
     if args.serve_floor:
         from emulator.__main__ import run as run_server_loop
 
@@ -417,6 +497,8 @@ def main() -> None:
     report = asyncio.run(run(args))
     results = report["results"]
     names = list(results)
+    ours_name = ours().name
+    pypi = "gcloud-tasks-emulator (PyPI)"
     rows = []
     e2e = f"{report['sizes']['e2e']} tasks end to end, 10 queues"
     for metric, unit, higher_is_better in (
@@ -430,24 +512,44 @@ def main() -> None:
         row: dict[str, Any] = {"workload": unit}
         for name in names:
             row[name] = results[name].get(metric)
-        pypi = "gcloud-tasks-emulator (PyPI)"
-        if pypi in results and results[names[0]][metric] and results[pypi][metric]:
-            ours_value, theirs = results[names[0]][metric], results[pypi][metric]
+        if pypi in results and results[ours_name].get(metric) and results[pypi].get(metric):
+            ours_value, theirs = results[ours_name][metric], results[pypi][metric]
             ratio = ours_value / theirs if higher_is_better else theirs / ours_value
             row["ours vs PyPI"] = f"{ratio:.2f}x"
         rows.append(row)
     rows.append(
         {
             "workload": "raw aiohttp POST, 50 in flight (physical limit)",
-            names[0]: report["raw_http_baseline"],
+            ours_name: report["raw_http_baseline"],
         }
     )
     print_table(f"Cloud Tasks emulators over gRPC (median of {args.repeat})", rows)
+    ratios = report["ratios"]
+    ratio_rows = [
+        {
+            "ratio (median of per-repeat pairs)": "CreateTask per server CPU-second, 50 in "
+            "flight: ours / the floor",
+            "value": f"{ratios['create_50_in_flight_vs_floor']:.3f}x",
+        }
+    ]
+    if "end_to_end_cpu_vs_baseline" in ratios:
+        for key, label in (
+            ("create_50_in_flight_cpu_vs_baseline", "server CPU per CreateTask, 50 in flight"),
+            ("end_to_end_cpu_vs_baseline", "server CPU per task end to end"),
+        ):
+            ratio_rows.append(
+                {
+                    "ratio (median of per-repeat pairs)": f"{label}: ours / baseline",
+                    "value": f"{ratios[key]:.3f}x ({(1 - ratios[key]) * 100:.0f} % less)",
+                }
+            )
+    print_table("Ratios measured in the same run", ratio_rows)
     rss = report["rss"]
-    print_table(
-        "python -m emulator RSS across an end-to-end run",
-        [{key: rss[key] for key in rss if key != "samples"}],
-    )
+    if rss:
+        print_table(
+            "python -m emulator RSS across an end-to-end run",
+            [{key: rss[key] for key in rss if key != "samples"}],
+        )
     write_json(args.json, report)
 
 

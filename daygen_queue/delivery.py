@@ -15,6 +15,9 @@ class InvalidDelivery(ValueError):
     """The request does not carry the headers every Cloud Tasks delivery has."""
 
 
+_INT32_MAX = 2**31 - 1
+
+
 @dataclass(frozen=True, slots=True)
 class TaskDelivery:
     queue_name: str
@@ -46,13 +49,14 @@ class TaskDelivery:
                 if default is None:
                     raise InvalidDelivery(f"missing header {name}")
                 return default
-            try:
-                value = int(raw)
-            except ValueError:
-                raise InvalidDelivery(f"header {name} is not an integer: {raw!r}") from None
-            if value < 0:
+            if raw.startswith("-") and raw[1:].isascii() and raw[1:].isdigit():
                 raise InvalidDelivery(f"header {name} is negative")
-            return value
+            # ASCII digits only (int() also reads ' 3', '٣'); Cloud Tasks' counts are int32.
+            if not (raw.isascii() and raw.isdigit()) or len(raw) > 10 or int(raw) > _INT32_MAX:
+                raise InvalidDelivery(
+                    f"header {name} is not an integer from 0 to {_INT32_MAX}: {raw[:40]!r}"
+                )
+            return int(raw)
 
         eta_raw = lowered.get("x-cloudtasks-tasketa")
         eta = None
@@ -70,6 +74,10 @@ class TaskDelivery:
             retry_count=integer("X-CloudTasks-TaskRetryCount"),
             execution_count=integer("X-CloudTasks-TaskExecutionCount", default=0),
             eta=eta,
-            previous_response=int(previous) if previous and previous.isdigit() else None,
+            previous_response=(
+                int(previous)
+                if previous and previous.isascii() and previous.isdigit() and len(previous) <= 3
+                else None
+            ),
             retry_reason=lowered.get("x-cloudtasks-taskretryreason"),
         )

@@ -65,6 +65,8 @@ from emulator.validation import (
 )
 
 DEFAULT_APP_ENGINE_HOST = "http://127.0.0.1:8080"
+_TASK_ID_LIMIT = 10**20  # generated ids: 20 decimal digits
+_TASK_ID_BITS = _TASK_ID_LIMIT.bit_length()
 PULL_QUEUE_TASK = (
     "Cannot add a push task to a pull queue: the task's target must match the queue type."
 )
@@ -348,16 +350,25 @@ class Engine:
     # ------------------------------------------------------------------ tasks
 
     def _new_task_id(self) -> str:
-        return f"{self._rng.randrange(10**20):020d}"
+        # randrange(10**20) written out (the same draws, so the same ids for a seed): it is
+        # called for every task created without a name.
+        getrandbits = self._rng.getrandbits
+        draw = getrandbits(_TASK_ID_BITS)
+        while draw >= _TASK_ID_LIMIT:
+            draw = getrandbits(_TASK_ID_BITS)
+        return f"{draw:020d}"
 
     async def create_task(self, queue: str, spec: NewTaskSpec) -> TaskRecord:
-        runtime = self._existing(queue)
+        runtime = self._queues.get(queue)
+        if runtime is None:
+            runtime = self._existing(queue)  # raises: NOT_FOUND or INVALID_ARGUMENT
         now = self._clock.now()
         record = runtime.record
         if record.pull:
             raise InvalidArgument(PULL_QUEUE_TASK, resource="queue")
         routed = record.http_target is not None and record.http_target.has_routing
         validate_new_task(spec, now, queue_routed=routed)
+        tasks = runtime.tasks
         if spec.name is not None:
             task_queue = _queue_of(spec.name, queue)
             if task_queue != queue:
@@ -366,28 +377,28 @@ class Engine:
                     f"name in the named task ('{task_queue}')."
                 )
             name = spec.name
-            if name in runtime.tasks or self._tombstones.is_buried(name, now):
+            if name in tasks or self._tombstones.is_buried(name, now):
                 raise AlreadyExists(TASK_EXISTS, resource="task")
         else:
             name = f"{queue}/tasks/{self._new_task_id()}"
-            while name in runtime.tasks:
+            while name in tasks:
                 name = f"{queue}/tasks/{self._new_task_id()}"
         check_task_size(name, spec.http_request)
         task = records.new_task(name, queue, spec, now)
-        self._emit(EventKind.TASK_CREATED, runtime.record.short_id, task.short_id)
-        purge_time = runtime.record.purge_time
+        self._emit(EventKind.TASK_CREATED, record.short_id, task.short_id, now=now)
+        purge_time = record.purge_time
         if purge_time is not None and task.create_time <= purge_time:
             # Created in the purge's second: Cloud Tasks compares whole-second create times
             # with the purge time, so it purges this task too.
             self._forget(task, now, record.tombstone_ttl)
-            self._emit(EventKind.TASK_PURGED, runtime.record.short_id, task.short_id)
+            self._emit(EventKind.TASK_PURGED, record.short_id, task.short_id, now=now)
             await self._store.flush()
             return task
-        runtime.tasks[name] = task
+        tasks[name] = task
         runtime.push(task)
         self._store.put_task(task)
         await self._store.flush()
-        self._kick(runtime)
+        self._kick(runtime, now)
         return task
 
     def _task_location(self, name: str) -> tuple[QueueRuntime, TaskRecord]:
@@ -434,8 +445,10 @@ class Engine:
         record = runtime.record
         queue_id = record.short_id
         target = task.http_request
+        deadline = task.dispatch_deadline
         if targets.needs_targets(record, target):
             wire = self._wire_request(record, task)
+            request = DispatchRequest(wire.url, wire.method, wire.headers, wire.body, deadline)
         else:  # the plain HTTP task: the hot path, inline
             headers = attempt_headers(queue_id, task)
             oidc = target.oidc_token
@@ -444,27 +457,20 @@ class Engine:
                     service_account_email=oidc.service_account_email,
                     audience=oidc.audience or target.url,
                 )
-            wire = targets.WireRequest(target.url, target.http_method, headers, target.body)
-        task.dispatch_count += 1
-        attempt = Attempt(schedule_time=task.schedule_time, dispatch_time=now)
+            request = DispatchRequest(
+                target.url, target.http_method, headers, target.body, deadline
+            )
+        number = task.dispatch_count = task.dispatch_count + 1
+        attempt = Attempt(task.schedule_time, now)
         if task.first_attempt is None:
-            task.first_attempt = Attempt(dispatch_time=now)
+            task.first_attempt = Attempt(None, now)
         task.last_attempt = attempt
         task.in_flight += 1
         runtime.in_flight += 1
-        request = DispatchRequest(
-            url=wire.url,
-            method=wire.method,
-            headers=wire.headers,
-            body=wire.body,
-            deadline=task.dispatch_deadline,
-        )
-        flight = _Flight(runtime, task, attempt, task.dispatch_count, now + task.dispatch_deadline)
+        flight = _Flight(runtime, task, attempt, number, now + deadline)
         self._deadlines.push(flight)
         self._store.put_task(task)
-        self._emit(
-            EventKind.TASK_DISPATCHED, queue_id, task.short_id, attempt=flight.number, now=now
-        )
+        self._emit(EventKind.TASK_DISPATCHED, queue_id, task.short_id, attempt=number, now=now)
         delivery = asyncio.get_running_loop().create_task(self._deliver(flight, request))
         if not flight.done:  # an eager task factory may have run the delivery to its end
             flight.delivery = delivery

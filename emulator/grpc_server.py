@@ -130,7 +130,11 @@ def _generic_handler(
     handlers: dict[str, grpc.RpcMethodHandler] = {}
     for method, (attribute, request_spec, response_spec) in methods.items():
         call = getattr(service, attribute)
-        bound = call if api is V2 else functools.partial(call, api=api)
+        if method == "CreateTask":
+            # The request was deserialized for this call alone: the answer may reuse it.
+            bound = functools.partial(call, api=api, owned=True)
+        else:
+            bound = call if api is V2 else functools.partial(call, api=api)
         handlers[method] = grpc.unary_unary_rpc_method_handler(
             _unary(bound),
             request_deserializer=_message_class(api, request_spec).FromString,

@@ -23,18 +23,24 @@ def attempt_headers(
     RetryCount counts every earlier dispatch; ExecutionCount only the responses that were not
     5xx; PreviousResponse and an empty RetryReason appear on retries only.
     """
-    headers = {
-        name: value
-        for name, value in (task.http_request.headers if source is None else source).items()
-        if name.lower() not in _RESERVED and not name.lower().startswith("x-cloudtasks-")
-    }
+    own = task.http_request.headers if source is None else source
+    headers = (
+        {
+            name: value
+            for name, value in own.items()
+            if name.lower() not in _RESERVED and not name.lower().startswith("x-cloudtasks-")
+        }
+        if own
+        else {}
+    )
     headers["User-Agent"] = USER_AGENT
     headers["X-CloudTasks-QueueName"] = queue_id
     headers["X-CloudTasks-TaskName"] = task.short_id
-    headers["X-CloudTasks-TaskRetryCount"] = str(task.dispatch_count)
+    count = task.dispatch_count
+    headers["X-CloudTasks-TaskRetryCount"] = str(count)
     headers["X-CloudTasks-TaskExecutionCount"] = str(task.execution_count)
     headers["X-CloudTasks-TaskETA"] = rules.format_eta(task.schedule_time)
-    if task.dispatch_count > 0:
+    if count > 0:
         previous = task.previous_http_status
         if previous is not None:
             headers["X-CloudTasks-TaskPreviousResponse"] = str(previous)

@@ -178,6 +178,5 @@ def retry_after(status: int | None, headers: Mapping[str, str]) -> timedelta | N
 
 def format_eta(when: datetime) -> str:
     """``X-CloudTasks-TaskETA``: fractional epoch seconds, microsecond precision."""
-    micros = (when - EPOCH) // timedelta(microseconds=1)
-    seconds, fraction = divmod(micros, 1_000_000)
-    return f"{seconds}.{fraction:06d}"
+    delta = when - EPOCH  # normalised like a floor division: only ``days`` may be negative
+    return f"{delta.days * 86_400 + delta.seconds}.{delta.microseconds:06d}"

@@ -42,6 +42,8 @@ BUFFER_NEEDS_TARGET: Final = (
     "The queue must have an HTTP target with a host (Queue.httpTarget.uriOverride.host) to "
     "buffer tasks."
 )
+# How many queue names CreateTask remembers as noted (beyond that it parses each parent).
+_NOTED_QUEUES_KEPT: Final = 10_000
 # The Content-Type a buffered task gets when the buffering request has none.
 BUFFER_CONTENT_TYPE: Final = "application/json"
 
@@ -80,6 +82,7 @@ class CloudTasksService:
         # reports these plus the default (Cloud Tasks accepts any location id).
         self._seen_locations: dict[str, set[str]] = {}
         self._seen_parents: set[str] = set()
+        self._noted_queues: set[str] = set()
 
     def known_parents(self) -> list[str]:
         """``projects/P/locations/L`` of every location a request named, plus the default
@@ -255,17 +258,28 @@ class CloudTasksService:
         return await self._create_spec(parent, conv.new_task_from_pb(task, api))
 
     async def _create_spec(self, parent: str, spec: NewTaskSpec) -> TaskRecord:
-        self.note_parent(parent.rsplit("/queues/", 1)[0])
+        if parent not in self._noted_queues:
+            self._note_queue(parent)
         if self.cmek.any_enabled:
             queue = self.engine.get_queue(parent)
             if queue.http_target is not None:
                 self.cmek.check_routing_allowed(parent.rsplit("/queues/", 1)[0])
         return await self.engine.create_task(parent, spec)
 
-    async def create_task(self, request: Any, api: Api = V2) -> Any:
-        record = await self._create_one(request.parent, request.task, api)
+    def _note_queue(self, queue: str) -> None:
+        """A queue's location, noted once per queue name (CreateTask's hot path skips the
+        parsing)."""
+        self.note_parent(queue.rsplit("/queues/", 1)[0])
+        if len(self._noted_queues) < _NOTED_QUEUES_KEPT:
+            self._noted_queues.add(queue)
+
+    async def create_task(self, request: Any, api: Api = V2, *, owned: bool = False) -> Any:
+        """``owned``: the caller made ``request`` for this call alone (the gRPC face: it was
+        just deserialized), so the answer may be built in its ``task``, saving a copy."""
+        sent = request.task
+        record = await self._create_spec(request.parent, conv.new_task_from_pb(sent, api))
         if record.http_request.app_engine is None:  # the hot path: no queue lookup
-            return conv.created_task_to_pb(request.task, record, request.response_view, api)
+            return conv.created_task_to_pb(sent, record, request.response_view, api, owned)
         return self._task_pb(record, request.response_view, api)
 
     async def delete_task(self, request: Any, api: Api = V2) -> Any:

@@ -202,7 +202,7 @@ async def cancel_job(
     if outcome.before is not None and outcome.before.status == JobStatus.PROCESSING:
         await _cancel_remote(services, outcome.before, logger)
     view = await signed_job_view(job, services.storage)
-    await services.events.publish(JobUpdate(job.user_id, view))
+    await services.events.publish(JobUpdate(job.user_id, view, job))
     await settle_dependents(services, job)  # its waiting children are cancelled, refunded
     return job
 

@@ -22,6 +22,7 @@ from app.events import JobUpdate
 from app.jobs.cancel import JobCancelled, raise_if_cancelled
 from app.jobs.dependencies import settle_dependents
 from app.jobs.handlers import HandlerContext, HandlerTask
+from app.jobs.provider_batches import RemoteBatches
 from app.jobs.provider_polling import AwaitingProvider, RemoteJobs, retry_after_headers
 from app.jobs.records import Claim, JobRecord
 from app.jobs.retry_policy import failure_kind
@@ -30,6 +31,7 @@ from app.jobs.store import JobStore
 from app.jobs.types import JobType
 from app.jobs.views import signed_job_view
 from app.logs import JobLogger, job_logger
+from app.metrics import outcome_word
 from app.models import FINISHED, JobStatus
 from app.providers.base import ProviderError
 from app.services import Services
@@ -163,11 +165,12 @@ class Processor:
         self.store = services.store
         self.ctx = HandlerContext(services.settings, services.providers, services.storage)
         self.remote = RemoteJobs(services)
+        self.batches = RemoteBatches(services)
 
     async def publish(self, job: JobRecord | None) -> None:
         if job is not None:
             view = await signed_job_view(job, self.services.storage)
-            await self.services.events.publish(JobUpdate(job.user_id, view))
+            await self.services.events.publish(JobUpdate(job.user_id, view, job))
 
     async def process(
         self, job_type: JobType[Any], delivery: TaskDelivery, payload: TaskPayload
@@ -181,7 +184,9 @@ class Processor:
             return Outcome(400, {"error": "invalid_task", "message": "chunk is required"})
         else:
             work = OneChunk(self.store, job_type.name, payload.job_id, attempt, payload.chunk)
-        return await self._run(job_type, attempt, work)
+        outcome = await self._run(job_type, attempt, work)
+        self.services.metrics.delivery(job_type.name, outcome_word(outcome.status, outcome.body))
+        return outcome
 
     async def _run(self, job_type: JobType[Any], attempt: int, work: Work) -> Outcome:
         claim = await work.claim()
@@ -203,6 +208,7 @@ class Processor:
         )
         logger.info(work.started)
         if claim.job_changed:
+            self.services.metrics.job_started(job)
             await self.publish(job)
 
         async def report(value: int) -> None:
@@ -213,11 +219,14 @@ class Processor:
 
         task = HandlerTask(job.id, dict(job.params), work.chunk, report)
         remote = work.chunk is None and self.remote.adapter_for(job.type, job.params) is not None
+        remote_chunk = work.chunk is not None and self.batches.adapter_for(job.type, job.params)
         try:
             async with asyncio.timeout(job_type.run_timeout.total_seconds()):
                 if remote:
                     # Submits (or adopts) the provider task; poll tasks finish the job.
                     result = await self.remote.start(job_type, job, attempt)
+                elif remote_chunk and work.chunk is not None:
+                    result = await self.batches.start(job_type, job, work.chunk, attempt)
                 else:
                     result = await job_type.handler(self.ctx, task)
         except JobCancelled:

@@ -36,9 +36,11 @@ from datetime import timedelta
 from typing import Any
 
 from app.events import JobUpdate
+from app.jobs.dependencies import settle_dependents
 from app.jobs.enqueue import task_for
 from app.jobs.provider_tasks import ProviderTaskRecord, ProviderTasks
 from app.jobs.records import JobRecord
+from app.jobs.retry_policy import failure_kind
 from app.jobs.types import JOB_TYPES, JobType
 from app.jobs.views import signed_job_view
 from app.logs import job_logger
@@ -149,7 +151,14 @@ class RemoteJobs:
             raise AwaitingProvider(stored.task_id, adopted=True)
         request = await self._request(job_type, job)
         submitted = await adapter.submit(request)
-        saved = await self.tasks.save(job.id, attempt, submitted.task, self.services.clock.now())
+        waiting = not isinstance(submitted.state, TaskReady)
+        saved = await self.tasks.save(
+            job.id,
+            attempt,
+            submitted.task,
+            self.services.clock.now(),
+            progress=SUBMITTED_PROGRESS if waiting else None,
+        )
         if saved is None:
             log.warning("job %s moved on while submitting; cancelling the orphan task", job.id)
             await _cancel_quietly(adapter, submitted)
@@ -157,8 +166,8 @@ class RemoteJobs:
         log.info("job %s attempt %d submitted %s", job.id, attempt, submitted.task.task_id)
         if isinstance(submitted.state, TaskReady):
             return await self._store_result(job_type, job, adapter, submitted.state)
-        await self._progress(job, attempt, SUBMITTED_PROGRESS)
         await self._schedule(job_type, job, attempt, 1, submitted.state.poll_after)
+        await self._publish(await self.services.store.get_job(job.id))
         raise AwaitingProvider(submitted.task.task_id)
 
     # ------------------------------------------------------------------ poll deliveries
@@ -235,7 +244,8 @@ class RemoteJobs:
             headers = retry_after_headers(error)
             body = {"error": "retryable", "message": error.message}
             return PollAnswer(503, body, headers)
-        if error.retryable and attempt < job_type.max_attempts:
+        policy = job_type.retry_policy(self.services.settings.retry_policies)
+        if error.retryable and policy.retries(failure_kind(error), attempt):
             moved = await self.tasks.next_attempt(job.id, attempt, self.services.clock.now())
             if moved is None:
                 return _ack("superseded")
@@ -291,11 +301,16 @@ class RemoteJobs:
         *,
         name: str | None = None,
         hook: bool = False,
+        chunk: int | None = None,
     ) -> NewTask:
         """The poll task: authenticated as the job's own task, on the job's queue."""
         settings = self.services.settings
         base = task_for(settings, job_type, job_id)
-        body = {"jobId": job_id, "attempt": attempt, "poll": number, "hook": hook}
+        body: dict[str, Any] = {"jobId": job_id, "attempt": attempt, "poll": number}
+        if hook:
+            body["hook"] = True
+        if chunk is not None:
+            body["chunk"] = chunk
         return NewTask(
             name=name or f"{job_id}-a{attempt}-p{number}",
             http_request=HttpRequest(
@@ -311,7 +326,10 @@ class RemoteJobs:
     async def _request(self, job_type: JobType[Any], job: JobRecord) -> Any:
         """The adapter's request, from the job's saved params."""
         params = job.params
-        options: dict[str, Any] = dict(params.get("options") or {})
+        # Standard options are merged into the top-level fields at creation; what is left
+        # under ``options`` (unset ones are None) is for the provider to read.
+        given = params.get("options") or {}
+        options: dict[str, Any] = {k: v for k, v in given.items() if v is not None}
         images = _image_urls(params)
         webhook = self._webhook(job)
         if job_type.name == "image-generation":
@@ -326,7 +344,7 @@ class RemoteJobs:
                 webhook=webhook,
             )
         if job_type.name == "video-generation":
-            duration = options.get("duration", params.get("duration", 5))
+            duration = params.get("duration") or options.get("duration") or 5
             return VideoTaskRequest(
                 model=params["model"],
                 prompt=params.get("prompt") or "",
@@ -343,7 +361,7 @@ class RemoteJobs:
             model=params["model"],
             image=await self._source(images[0]),
             scale=int(params.get("scale") or options.get("scale") or 2),
-            face_enhance=bool(options.get("faceEnhance", False)),
+            face_enhance=bool(params.get("face_enhance", options.get("faceEnhance", False))),
             webhook=webhook,
         )
 
@@ -402,7 +420,8 @@ class RemoteJobs:
     async def _publish(self, job: JobRecord | None) -> None:
         if job is not None:
             view = await signed_job_view(job, self.services.storage)
-            await self.services.events.publish(JobUpdate(job.user_id, view))
+            await self.services.events.publish(JobUpdate(job.user_id, view, job))
+            await settle_dependents(self.services, job)  # a finished job's waiting children
 
     def _elapsed(self, stored: ProviderTaskRecord) -> float:
         return max(0.0, (self.services.clock.now() - stored.submitted_at).total_seconds())

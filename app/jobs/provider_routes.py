@@ -30,8 +30,10 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, ValidationError
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
+from app.jobs.provider_batches import RemoteBatches
 from app.jobs.provider_polling import POLL_PATH, RemoteJobs, webhook_secret
 from app.jobs.types import JOB_TYPES
+from app.metrics import outcome_word
 from app.models import MAX_JOB_ID_LENGTH
 from app.services import SERVICES
 from daygen_queue import TaskAlreadyExists
@@ -51,6 +53,7 @@ class PollPayload(BaseModel):
     attempt: StrictInt = Field(ge=1, le=1000)
     poll: StrictInt = Field(ge=0, le=100_000)
     hook: StrictBool = False
+    chunk: StrictInt | None = Field(None, ge=0, le=1000)
 
 
 def _json(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> web.Response:
@@ -73,9 +76,15 @@ async def handle_poll(request: web.Request) -> web.Response:
     except ValidationError as exc:
         fields = [".".join(str(part) for part in error["loc"]) for error in exc.errors()]
         return _json(400, {"error": "invalid_task", "message": f"invalid poll: {fields}"})
-    answer = await RemoteJobs(services).poll(
-        job_type, payload.job_id, payload.attempt, payload.poll, hook=payload.hook
-    )
+    if payload.chunk is not None:
+        answer = await RemoteBatches(services).poll(
+            job_type, payload.job_id, payload.chunk, payload.attempt, payload.poll
+        )
+    else:
+        answer = await RemoteJobs(services).poll(
+            job_type, payload.job_id, payload.attempt, payload.poll, hook=payload.hook
+        )
+    services.metrics.poll(job_type.name, outcome_word(answer.status, answer.body))
     return _json(answer.status, answer.body, answer.headers)
 
 

@@ -1,7 +1,7 @@
 """``provider_tasks``: the remote task a job attempt submitted, kept before the delivery answers.
 
-One row per job (``position`` 0; the column leaves room for one per image of a batch). The
-row is what makes remote work safe under at-least-once delivery:
+One row per job (``position`` 0), or per image of a batch (``position`` = the prompt's index).
+The row is what makes remote work safe under at-least-once delivery:
 
 * it is written in the same transaction that checks the attempt still owns the job, right after
   the provider accepted the task and before the queue hears anything;
@@ -22,10 +22,10 @@ from sqlalchemy.orm import Mapped, mapped_column
 from app.db import Database
 from app.jobs.records import JobRecord, record
 from app.jobs.transitions import read_job
-from app.models import Base, Job, JobStatus
+from app.models import Base, BatchChunk, Job, JobStatus
 from app.providers.base import ProviderTask
 
-__all__ = ["ProviderTaskRecord", "ProviderTaskRow", "ProviderTasks"]
+__all__ = ["BatchProviderTasks", "ProviderTaskRecord", "ProviderTaskRow", "ProviderTasks"]
 
 WHOLE_JOB = 0
 
@@ -43,6 +43,8 @@ class ProviderTaskRow(Base):
     cancel_url: Mapped[str | None] = mapped_column(Text)
     submitted_at: Mapped[datetime]
     polls: Mapped[int] = mapped_column(Integer, default=0)
+    result_url: Mapped[str | None] = mapped_column(Text)
+    """A batch image's stored result, once downloaded (its chunk completes with all of them)."""
     updated_at: Mapped[datetime]
 
 
@@ -57,6 +59,7 @@ class ProviderTaskRecord:
     cancel_url: str | None
     submitted_at: datetime
     polls: int
+    result_url: str | None
     updated_at: datetime
 
     @property
@@ -103,11 +106,18 @@ class ProviderTasks:
         return await self.db.read(work)
 
     async def save(
-        self, job_id: str, attempt: int, task: ProviderTask, now: datetime
+        self,
+        job_id: str,
+        attempt: int,
+        task: ProviderTask,
+        now: datetime,
+        *,
+        progress: int | None = None,
     ) -> ProviderTaskRecord | None:
         """Keep ``task`` as the job's provider task for ``attempt`` (replacing an older one),
-        if that attempt still owns the job; ``None`` when it does not (a newer attempt or a
-        cancel got there first: the caller cancels the orphan)."""
+        and move the job's progress to ``progress``, if that attempt still owns the job;
+        ``None`` when it does not (a newer attempt or a cancel got there first: the caller
+        cancels the orphan)."""
 
         def work(conn: Connection) -> ProviderTaskRecord | None:
             if _owned(conn, job_id, attempt) is None:
@@ -130,6 +140,12 @@ class ProviderTasks:
                 "updated_at": now,
             }
             conn.execute(insert(ProviderTaskRow).values(**values))
+            if progress is not None:
+                conn.execute(
+                    update(Job)
+                    .where(Job.id == job_id, Job.progress < progress)
+                    .values(progress=progress, updated_at=now)
+                )
             return _get(conn, job_id, WHOLE_JOB)
 
         return await self.db.write(work)
@@ -137,7 +153,10 @@ class ProviderTasks:
     async def adopt(self, job_id: str, attempt: int, now: datetime) -> ProviderTaskRecord | None:
         """Hand the job's stored task to ``attempt`` (a redelivery after the instance that
         submitted it died), if that attempt owns the job: the stored id decides, nothing is
-        submitted again. ``None`` when there is no task to adopt."""
+        submitted again. ``None`` when there is no task to adopt (read without a write: the
+        usual case, a first delivery)."""
+        if await self.get(job_id) is None:
+            return None
 
         def work(conn: Connection) -> ProviderTaskRecord | None:
             if _owned(conn, job_id, attempt) is None:
@@ -195,6 +214,112 @@ class ProviderTasks:
             return read_job(conn, job_id)
 
         return await self.db.write(work)
+
+
+def _chunk_owned(conn: Connection, job_id: str, chunk: int, attempt: int) -> bool:
+    """Whether ``attempt`` holds chunk ``chunk`` of an unfinished job (the job row locked)."""
+    job = read_job(conn, job_id, lock=True)
+    if job is None or job.status != JobStatus.PROCESSING:
+        return False
+    held = conn.execute(
+        select(BatchChunk.position).where(
+            BatchChunk.job_id == job_id,
+            BatchChunk.position == chunk,
+            BatchChunk.status == JobStatus.PROCESSING,
+            BatchChunk.attempts == attempt,
+        )
+    ).first()
+    return held is not None
+
+
+class BatchProviderTasks:
+    """``provider_tasks`` rows of a batch: one per image (``position`` = the prompt's index),
+    their ``attempt`` the attempt of the chunk that holds them."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def of(self, job_id: str, positions: list[int]) -> dict[int, ProviderTaskRecord]:
+        def work(conn: Connection) -> dict[int, ProviderTaskRecord]:
+            rows = conn.execute(
+                select(*_COLUMNS).where(
+                    ProviderTaskRow.job_id == job_id, ProviderTaskRow.position.in_(positions)
+                )
+            )
+            return {row.position: record(ProviderTaskRecord, row) for row in rows}
+
+        return await self.db.read(work)
+
+    async def adopt(
+        self, job_id: str, chunk: int, positions: list[int], attempt: int, now: datetime
+    ) -> bool:
+        """Hand the chunk's stored tasks to ``attempt``; False when it does not hold the
+        chunk."""
+
+        def work(conn: Connection) -> bool:
+            if not _chunk_owned(conn, job_id, chunk, attempt):
+                return False
+            conn.execute(
+                update(ProviderTaskRow)
+                .where(
+                    ProviderTaskRow.job_id == job_id,
+                    ProviderTaskRow.position.in_(positions),
+                    ProviderTaskRow.attempt < attempt,
+                )
+                .values(attempt=attempt, updated_at=now)
+            )
+            return True
+
+        return await self.db.write(work)
+
+    async def save(
+        self,
+        job_id: str,
+        chunk: int,
+        position: int,
+        attempt: int,
+        task: ProviderTask,
+        now: datetime,
+    ) -> bool:
+        """Keep one image's task, if ``attempt`` still holds its chunk."""
+
+        def work(conn: Connection) -> bool:
+            if not _chunk_owned(conn, job_id, chunk, attempt):
+                return False
+            conn.execute(
+                delete(ProviderTaskRow).where(
+                    ProviderTaskRow.job_id == job_id, ProviderTaskRow.position == position
+                )
+            )
+            conn.execute(
+                insert(ProviderTaskRow).values(
+                    job_id=job_id,
+                    position=position,
+                    attempt=attempt,
+                    provider=task.provider,
+                    task_id=task.task_id,
+                    poll_url=task.poll_url,
+                    cancel_url=task.cancel_url,
+                    submitted_at=task.submitted_at,
+                    polls=0,
+                    updated_at=now,
+                )
+            )
+            return True
+
+        return await self.db.write(work)
+
+    async def done(self, job_id: str, position: int, url: str, now: datetime) -> None:
+        """One image of the batch is stored."""
+
+        def work(conn: Connection) -> None:
+            conn.execute(
+                update(ProviderTaskRow)
+                .where(ProviderTaskRow.job_id == job_id, ProviderTaskRow.position == position)
+                .values(result_url=url, updated_at=now)
+            )
+
+        await self.db.write(work)
 
 
 def _get(conn: Connection, job_id: str, position: int) -> ProviderTaskRecord | None:

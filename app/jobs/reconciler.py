@@ -114,7 +114,7 @@ class Reconciler:
             job_logger("app.reconciler", job_id=job.id, user_id=job.user_id).warning(
                 "stuck in PROCESSING: failed and refunded"
             )
-            await self.events.publish(JobUpdate(job.user_id, job_view(job)))
+            await self.events.publish(JobUpdate(job.user_id, job_view(job), job))
             await dependencies.settle_dependents(self, job)
         return len(failed)
 

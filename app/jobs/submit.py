@@ -44,7 +44,8 @@ async def submit_job(
     )
     logger = job_logger("app.submit", job_id=job.id, user_id=user_id, job_type=job_type.name)
     logger.info("job created (cost %d)", job.cost)
-    await services.events.publish(JobUpdate(user_id, job_view(job)))
+    services.metrics.job_created(job)
+    await services.events.publish(JobUpdate(user_id, job_view(job), job))
     if job.status != JobStatus.PENDING:  # WAITING: enqueued when its parents complete
         return job
     try:

@@ -13,7 +13,8 @@ import asyncio
 import logging
 from collections.abc import Mapping
 from datetime import datetime
-from typing import TypedDict
+
+from typing_extensions import TypedDict  # pydantic describes it (OpenAPI) on Python 3.11
 
 from app.jobs.records import JobRecord
 from app.storage import Storage

@@ -174,7 +174,8 @@ class Providers:
         nothing. A backend declares with a ``capabilities`` mapping of model -> capabilities
         (the adapters' ``CAPABILITIES``)."""
         table: Mapping[str, object] = getattr(self, kind, {})
-        declared = getattr(table.get(name), "capabilities", None)
+        backend = self.remote.get(name) or table.get(name)
+        declared = getattr(backend, "capabilities", None)
         return declared.get(model) if isinstance(declared, Mapping) else None
 
     def upscale_provider(self, name: str) -> UpscaleProvider:

@@ -124,6 +124,8 @@ class BflProvider:
     """The FLUX models of :data:`CAPABILITIES`, for image jobs."""
 
     name = NAME
+    capabilities = CAPABILITIES
+    """What request validation checks before submitting (``Providers.capabilities``)."""
 
     def __init__(
         self,

@@ -83,6 +83,8 @@ class ReplicateProvider:
     """``real-esrgan`` upscale jobs."""
 
     name = NAME
+    capabilities = CAPABILITIES
+    """What request validation checks before submitting (``Providers.capabilities``)."""
 
     def __init__(
         self,

@@ -112,6 +112,8 @@ class RunwayProvider:
     """``runway-gen4`` video jobs."""
 
     name = NAME
+    capabilities = CAPABILITIES
+    """What request validation checks before submitting (``Providers.capabilities``)."""
 
     def __init__(
         self,

@@ -179,6 +179,10 @@ class SocketHandlers:
             log.info("closing an engine.io session that never connected to Socket.IO")
             self._spawn(close_transport(self.sio, eio_sid))
 
+    def connected_count(self) -> int:
+        """How many authenticated sockets are connected (a gauge of ``app.metrics``)."""
+        return len(self._user_of)
+
     async def connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
         token = token_from(auth, environ)
         if token is None:

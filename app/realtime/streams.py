@@ -64,6 +64,10 @@ class UpdateStreams:
                 if not listeners:
                     del self._streams[job_id]
 
+    def open_count(self) -> int:
+        """How many streams are open (a gauge of ``app.metrics``)."""
+        return sum(len(listeners) for listeners in self._streams.values())
+
     def deliver(self, update: JobView) -> None:
         """Hand ``update`` to this instance's streams of its job."""
         for stream in list(self._streams.get(update["jobId"], ())):

@@ -4,6 +4,7 @@ parents that are not the caller's are refused before anything is charged."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 
 from PIL import Image
@@ -187,3 +188,40 @@ async def test_a_waiting_job_can_be_cancelled_and_its_children_follow(service: S
     assert (await service.job("ida", image_["jobId"]))["status"] == "COMPLETED"
     assert (await service.job("ida", image["jobId"]))["status"] == "COMPLETED"
     assert await service.credits("ida") == 100 - 1 - 1  # the two images; upscale, video refunded
+
+
+async def test_children_created_while_their_parent_completes_are_never_left_waiting(
+    service: Service,
+):
+    parent = await service.create("jay", "image-generation", {"prompt": "a", **SMALL})
+    drive = asyncio.create_task(service.run_until_idle())
+    children = await asyncio.gather(
+        *(
+            service.create("jay", "image-upscale", {"imageUrl": f"job:{parent['jobId']}"})
+            for _ in range(8)
+        )
+    )
+    await drive
+    await service.run_until_idle()
+    statuses = [(await service.job("jay", child["jobId"]))["status"] for child in children]
+    assert statuses == ["COMPLETED"] * 8
+    assert await service.credits("jay") == 100 - 1 - 8 * 2
+
+
+async def test_a_batch_waiting_for_a_parent_fans_out_when_released(service: Service):
+    parent = await service.create("kim", "image-generation", {"prompt": "a", **SMALL})
+    batch = await service.create(
+        "kim",
+        "batch-generation",
+        {"prompts": ["b", "c", "d"], "batchSize": 2, "dependsOn": [parent["jobId"]], **SMALL},
+    )
+    assert batch["status"] == "WAITING"
+    await service.run_until_idle()
+    done = await service.job("kim", batch["jobId"])
+    assert done["status"] == "COMPLETED" and len(done["resultUrls"]) == 3
+    names = {
+        event.task
+        for event in service.backend.events
+        if event.queue.startswith("batch") and event.task is not None
+    }
+    assert names == {f"{batch['jobId']}-chunk-0", f"{batch['jobId']}-chunk-1"}

@@ -10,6 +10,7 @@ from typing import Any
 from app.jobs.retry_policy import DEFAULT_POLICIES, RetryPolicy, failure_kind
 from app.providers.base import ProviderError, RetryableProviderError
 from app.providers.registry import build_providers
+from daygen_queue import RetryConfig
 from emulator import EventKind
 from tests.app.conftest import Service, StartService
 from tests.app.fakes import scripted, with_images
@@ -151,3 +152,28 @@ def test_a_bad_retry_policy_setting_is_refused_naming_the_type_and_field():
         Settings(retry_policies={"audio": {}})
     with pytest.raises(ValidationError, match="unknown failure kind"):
         Settings(retry_policies={"image-generation": {"retry_on": ["sunspots"]}})
+
+
+async def test_the_task_carries_its_own_policy_whatever_the_queue_says(
+    start_service: StartService,
+):
+    """Someone edits the queue (the console, gcloud) to 10 attempts 30 s apart: the type's
+    tasks still follow their own retry_config, and the app still stops at 3."""
+    images = scripted([RetryableProviderError(f"busy {n}", code="unavailable") for n in range(9)])
+    service = await start_service(providers=with_images(images))
+    queue = await service.backend.get_queue("image-generation-queue")
+    edited = queue.config.model_copy(
+        update={
+            "retry_config": RetryConfig(
+                max_attempts=10,
+                min_backoff=timedelta(seconds=30),
+                max_backoff=timedelta(seconds=60),
+            )
+        }
+    )
+    await service.backend.update_queue(edited)
+    start = service.clock.now()
+    job = await service.create("fi", "image-generation", {"prompt": "x", "width": 64, "height": 64})
+    await service.run_until_idle()
+    assert dispatch_offsets(service, job["jobId"], start) == [0.0, 1.0, 3.0]
+    assert images.calls == 3

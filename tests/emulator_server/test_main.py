@@ -31,8 +31,8 @@ async def test_queues_file_is_applied_at_start_and_shown_on_the_console(
             async with session.get(server.http_url + "/") as response:
                 page = await response.text()
             created: list[str] = []
-            async with session.get(server.http_url + "/console/events?history=12") as response:
-                while len(created) < 12:  # the queues file's events, replayed to a late viewer
+            async with session.get(server.http_url + "/console/events?history=13") as response:
+                while len(created) < 13:  # the queues file's events, replayed to a late viewer
                     line = await response.content.readline()
                     if line.startswith(b"data: ") and b'"queue_created"' in line:
                         created.append(json.loads(line.removeprefix(b"data: "))["queue"])
@@ -41,7 +41,8 @@ async def test_queues_file_is_applied_at_start_and_shown_on_the_console(
 
     queues = {q["name"].rsplit("/", 1)[-1]: q for q in listed["queues"]}
     types = ["batch-generation", "image-generation", "image-upscale", "video-generation"]
-    assert sorted(queues) == sorted(f"{t}-{p}queue" for t in types for p in ("high-", "", "low-"))
+    jobs = [f"{t}-{p}queue" for t in types for p in ("high-", "", "low-")]
+    assert sorted(queues) == sorted([*jobs, "webhook-delivery-queue"])
     image = queues["image-generation-queue"]  # normal priority: 60% of the seed's 10/s, 100
     assert image["rateLimits"]["maxDispatchesPerSecond"] == 6
     assert image["rateLimits"]["maxConcurrentDispatches"] == 60

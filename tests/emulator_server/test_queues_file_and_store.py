@@ -28,7 +28,11 @@ def test_repository_queues_file_holds_the_daygen_queues() -> None:
 
     names = [s.name.rsplit("/", 1)[-1] for s in specs]
     types = ["image-generation", "video-generation", "image-upscale", "batch-generation"]
-    assert names == [f"{t}-{p}queue" for t in types for p in ("high-", "", "low-")]
+    jobs = [f"{t}-{p}queue" for t in types for p in ("high-", "", "low-")]
+    assert names == [*jobs, "webhook-delivery-queue"]
+    webhooks = specs.pop()
+    assert webhooks.retry_config.max_attempts == 12  # app.webhooks.delivery.MAX_ATTEMPTS
+    assert webhooks.retry_config.min_backoff == timedelta(seconds=30)
     for spec in specs:
         # One job type's three priority queues share the seed's budget (10/s, 100 at once).
         assert spec.rate_limits.max_dispatches_per_second in (2.5, 6, 1.5)

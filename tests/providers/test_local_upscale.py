@@ -77,5 +77,57 @@ def _png_claiming(width: int, height: int) -> bytes:
 
 @pytest.mark.parametrize("side", [8_000, 20_000])
 async def test_huge_claimed_dimensions_are_refused_before_decoding(side: int) -> None:
-    with pytest.raises(PermanentProviderError, match=r"too large|megapixels"):
+    with pytest.raises(PermanentProviderError, match=rf"too large|{side}x{side}.* pixels"):
         await upscale(_png_claiming(side, side))
+
+
+def _png_header_only(width: int, height: int) -> bytes:
+    """A PNG that declares ``width`` x ``height`` and holds no pixels: what a decompression
+    bomb looks like to a reader that trusts the header."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (
+            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        )
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IEND", b"")
+
+
+def test_sources_too_large_are_refused_from_the_header_without_decoding() -> None:
+    """6300 x 6300 would decode to ~120 MB; x4 of 2100 x 2100 to 280 MB: both are refused
+    in a fresh process whose peak memory barely moves."""
+    import subprocess
+    import sys
+
+    script = """
+import resource, sys
+from app.providers.local.upscale import upscale_image
+from app.providers.base import PermanentProviderError
+data = sys.stdin.buffer.read()
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+messages = []
+for size, scale in ((6300, 2), (2100, 4)):
+    part = data if size == 6300 else HEADER2100
+    try:
+        upscale_image(part, scale)
+    except PermanentProviderError as error:
+        messages.append(error.message)
+after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(after - before)
+print("|".join(messages))
+""".replace("HEADER2100", repr(_png_header_only(2100, 2100)))
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        input=_png_header_only(6300, 6300),
+        capture_output=True,
+        timeout=60,
+        check=True,
+    )
+    grown_kb, messages = done.stdout.decode().splitlines()
+    assert int(grown_kb) < 10_000, grown_kb  # KiB: far below one decoded frame
+    first, second = messages.split("|")
+    assert "6300x6300" in first and "16777216 pixels" in first
+    assert "8400x8400" in second and "object at" not in second

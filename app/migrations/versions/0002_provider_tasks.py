@@ -30,6 +30,7 @@ def upgrade() -> None:
         sa.Column("cancel_url", sa.Text(), nullable=True),
         sa.Column("submitted_at", UTCDateTime(), nullable=False),
         sa.Column("polls", sa.Integer(), nullable=False),
+        sa.Column("result_url", sa.Text(), nullable=True),
         sa.Column("updated_at", UTCDateTime(), nullable=False),
     )
     op.create_index("ix_provider_tasks_provider_task", "provider_tasks", ["provider", "task_id"])

@@ -17,9 +17,10 @@ MAX_SOURCE_PIXELS = MAX_PIXELS
 """Largest source image we agree to decode (4096 x 4096), checked from the header before
 any pixel is decoded. A decoded RGBA source of that size takes about 67 MB."""
 
-# Pillow's own bomb guard, as a second line: it refuses (DecompressionBombError) an image of
-# more than twice this many pixels in any code path that opens one.
-Image.MAX_IMAGE_PIXELS = MAX_SOURCE_PIXELS
+# Pillow's own bomb guard, as a second line behind the header check below: it refuses
+# (DecompressionBombError) an image of more than twice this many pixels wherever one is
+# opened. Set above our limit so that our message (with the image's size) is the one seen.
+Image.MAX_IMAGE_PIXELS = 4 * MAX_SOURCE_PIXELS
 
 
 def decode_image(data: bytes, *, what: str = "source image", scale: int = 1) -> Image.Image:
@@ -37,6 +38,7 @@ def decode_image(data: bytes, *, what: str = "source image", scale: int = 1) -> 
     except Image.DecompressionBombError:
         raise PermanentProviderError(
             f"{what} is too large: more than {MAX_SOURCE_PIXELS} pixels"
+            f" ({MAX_SIDE}x{MAX_SIDE}) are accepted"
         ) from None
     except Exception:  # Pillow raises several unrelated types for bad input
         raise PermanentProviderError(

@@ -19,7 +19,7 @@ import uuid
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import aiohttp
@@ -53,6 +53,7 @@ class BflTask:
     polls: int = 0
     sample: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    created_at: datetime | None = None
 
 
 class FakeBfl(FakeServer):
@@ -65,9 +66,13 @@ class FakeBfl(FakeServer):
         clock: Clock | None = None,
         polling_base: str | None = None,
         result_ttl: timedelta = timedelta(minutes=10),
+        render_time: timedelta | None = None,
     ) -> None:
         super().__init__(clock=clock, result_ttl=result_ttl)
         self.api_key = api_key
+        self.render_time = render_time
+        """With it, a task is ``Pending`` until ``render_time`` after its submission, then
+        ``Ready`` (by the clock, not by the number of polls: for benchmarks)."""
         self.polling_base = polling_base
         self.tasks: dict[str, BflTask] = {}
         self._scripts: deque[list[str]] = deque()
@@ -120,7 +125,8 @@ class FakeBfl(FakeServer):
             return web.json_response({"detail": problems}, status=422)
         task_id = str(uuid.uuid4())
         script = self._scripts.popleft() if self._scripts else list(self.default_script)
-        self.tasks[task_id] = BflTask(task_id, request.path, body, deque(script))
+        task = BflTask(task_id, request.path, body, deque(script), created_at=self.clock.now())
+        self.tasks[task_id] = task
         base = self.polling_base or self.url
         return web.json_response(
             {"id": task_id, "polling_url": f"{base}/v1/get_result?id={task_id}", "cost": 4.0}
@@ -139,6 +145,9 @@ class FakeBfl(FakeServer):
         status = task.script[0]
         if len(task.script) > 1:
             task.script.popleft()
+        if self.render_time is not None and task.created_at is not None:
+            rendered = self.clock.now() - task.created_at >= self.render_time
+            status = "Ready" if rendered else "Pending"
         answer: dict[str, Any] = {"id": task.id, "status": status, "result": None,
                                   "progress": None, "details": None, "preview": None}  # fmt: skip
         if status == "Pending":

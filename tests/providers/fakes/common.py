@@ -62,7 +62,7 @@ class FakeServer:
         self.clock = clock or SystemClock()
         self.result_ttl = result_ttl
         self.requests: list[RecordedRequest] = []
-        self._injected: dict[str, deque[Canned]] = {}
+        self._injected: dict[str, deque[Canned | None]] = {}
         self._files: dict[str, _File] = {}
         self._runner: web.AppRunner | None = None
         self.url = ""
@@ -71,15 +71,17 @@ class FakeServer:
 
     # -- scripting -------------------------------------------------------------------------
 
-    def inject(self, route: str, *answers: Canned) -> None:
+    def inject(self, route: str, *answers: Canned | None) -> None:
         """The next calls of ``route`` (``submit``, ``poll``, ``cancel``, ``file``) get these
-        answers, in order, before the real behaviour resumes."""
+        answers, in order, before the real behaviour resumes; ``None`` lets one call through
+        (``inject("submit", None, Canned(502))``: the second submit fails)."""
         self._injected.setdefault(route, deque()).extend(answers)
 
     def injected(self, route: str) -> web.Response | None:
         queue = self._injected.get(route)
         if queue:
-            return queue.popleft().response()
+            canned = queue.popleft()
+            return None if canned is None else canned.response()
         return None
 
     def calls(self, method: str, path_prefix: str = "") -> list[RecordedRequest]:
