@@ -19,6 +19,7 @@ MODULES = [
     "providers_e2e",
     "socketio_latency",
     "priority",
+    "idempotency",
     "metrics",
 ]
 

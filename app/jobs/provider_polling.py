@@ -365,7 +365,7 @@ class RemoteJobs:
             model=params["model"],
             image=await self._source(images[0]),
             scale=int(params.get("scale") or options.get("scale") or 2),
-            face_enhance=bool(params.get("face_enhance", options.get("faceEnhance", False))),
+            face_enhance=bool(params.get("face_enhance") or options.get("faceEnhance", False)),
             webhook=webhook,
         )
 
