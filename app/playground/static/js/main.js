@@ -47,6 +47,19 @@ function refreshCredits() {
   return creditsPending;
 }
 
+/** Every unfinished job shown, read again (a stale answer is dropped by its updatedAt). */
+async function resync() {
+  await Promise.all(
+    jobs.unfinished().map(async (job) => {
+      try {
+        jobs.apply(await api.job(job.jobId));
+      } catch (error) {
+        if (!(error instanceof ApiError)) throw error;
+      }
+    }),
+  );
+}
+
 function showSignedIn(userId, signedIn) {
   $("sign-in").hidden = signedIn;
   for (const id of ["create", "jobs", "credits", "connection", "who", "sign-out"]) $(id).hidden = !signedIn;
@@ -155,6 +168,7 @@ async function boot() {
   });
   live = new LiveUpdates({
     onUpdate: (job) => jobs.apply(job),
+    onConnect: () => resync(),
     onState: setConnection,
     onUnauthorized: () => {
       if (document.body.dataset.user) signOut("Signed out: the token is no longer valid. Sign in again.");
