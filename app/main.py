@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 
+from app import idempotency
 from app.api import api_routes, cors_middleware, json_errors
 from app.auth import InternalAuthenticator, UserAuthenticator
 from app.db import Database, open_database
@@ -135,6 +136,7 @@ def create_app(
     app.add_routes(provider_routes())
     app.add_routes(media_routes(storage))
     app.add_routes(webhook_routes(outbound))
+    app[idempotency.KEYS] = idempotency.KeyBook(database)
     app.add_routes(openapi_routes())
     add_metrics_route(app, settings, metrics)
     console = _mount_emulator_console(app, task_queue, settings)

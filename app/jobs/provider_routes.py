@@ -120,7 +120,8 @@ async def handle_webhook(request: web.Request) -> web.Response:
         # Not ours (or long gone): acknowledged so the provider stops retrying.
         return _json(200, {"result": "unknown_task"})
     if provider == "bfl":
-        if not _bfl_authentic(request, raw, body, webhook_secret(services, stored.job_id)):
+        expected = webhook_secret(services, stored.job_id)
+        if expected is None or not _bfl_authentic(request, raw, body, expected):
             log.warning("bfl webhook refused for task %s: bad secret", task_id)
             return _json(401, {"error": "unauthorized", "message": "invalid signature"})
         delivery = hashlib.sha256(raw).hexdigest()

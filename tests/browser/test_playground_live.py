@@ -186,6 +186,7 @@ async def test_in_production_a_pasted_token_signs_in(
         await expect(page.locator("body")).to_have_attribute("data-user", "dana")
         await page.get_by_role("button", name="Sign out").click()
         await expect(token).to_be_visible()
+        await page.goto("about:blank")  # its connections end before its server stops
 
 
 async def test_jobs_are_listed_newest_first_a_page_at_a_time(
@@ -214,3 +215,4 @@ async def test_jobs_are_listed_newest_first_a_page_at_a_time(
         "POST", "/api/jobs/image-generation", json={"prompt": "made elsewhere", "model": "local"}
     )
     await expect(cards.first).to_have_attribute("data-job-id", newest["jobId"])  # live, on top
+    await expect(page.locator("#credits")).to_have_attribute("data-credits", str(100 - 15))

@@ -3,7 +3,7 @@
 
 import { ApiError, api, onUnauthorized, setToken } from "./api.js";
 import { buildForms, prefill } from "./forms.js";
-import { JobList } from "./jobs.js";
+import { JobList, isFinished } from "./jobs.js";
 import { LiveUpdates } from "./live.js";
 import { setUpDialogs } from "./results.js";
 
@@ -148,7 +148,10 @@ async function boot() {
       animate: (url) => prefill("video-generation", "imageUrls", url),
     },
     onStatusChange: () => refreshCredits(),
-    onNewJob: (job) => live?.follow(job),
+    onNewJob: (job, { listed }) => {
+      if (!isFinished(job)) live?.follow(job);
+      if (!listed) refreshCredits(); // made elsewhere (another tab, curl): it was charged
+    },
   });
   live = new LiveUpdates({
     onUpdate: (job) => jobs.apply(job),
