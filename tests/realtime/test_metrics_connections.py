@@ -4,11 +4,10 @@ read when Prometheus scrapes."""
 from __future__ import annotations
 
 import asyncio
-from typing import Any, cast
+from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from app.metrics import MeteredJobEvents
 from app.realtime import LiveUpdates
 from app.services import SERVICES
 from tests.realtime.clients import RecordingClient
@@ -31,8 +30,10 @@ async def connections(service: Service) -> dict[str, float]:
 def on_server_disconnect(service: Service) -> asyncio.Event:
     """Set once the server's disconnect handler has run: a client's disconnect reaches the
     server on the socket's own connection, after the client has returned."""
-    live = cast(MeteredJobEvents, service.app[SERVICES].events).inner
-    handlers = cast(LiveUpdates, live).sio.handlers["/"]
+    live: Any = service.app[SERVICES].events
+    while not isinstance(live, LiveUpdates):  # under the metering and webhook wrappers
+        live = live.inner
+    handlers = live.sio.handlers["/"]
     original, done = handlers["disconnect"], asyncio.Event()
 
     async def observed(*args: Any) -> None:
