@@ -46,6 +46,7 @@ log = logging.getLogger("app")
 RECONCILER = web.AppKey("reconciler", Reconciler)
 OUTBOUND_HTTP = web.AppKey("outbound_http", OutboundHttp)
 METRICS = web.AppKey("metrics", AppMetrics)
+LIVE_UPDATES = web.AppKey("live_updates", LiveUpdates)
 EMULATOR_CONSOLE_PATH = "/_emulator/"
 
 Lifetime = Callable[[web.Application], AsyncIterator[None]]
@@ -96,6 +97,7 @@ def create_app(
     app[METRICS] = metrics
     if events is None:
         live = LiveUpdates(settings)
+        app[LIVE_UPDATES] = live
         limits = SocketLimits(
             auth_timeout=settings.socketio_auth_timeout_seconds,
             max_connections=settings.socketio_max_connections,
