@@ -3,7 +3,8 @@
 Every job update still goes to the live updates first; then, if the job asked for a webhook
 on that kind of change (``webhookUrl`` / ``webhookEvents`` in its request), a delivery task
 is created on ``webhook-delivery-queue`` (``app.webhooks.delivery``). Updates carry the job's
-view only, so the job's webhook settings are read once per job and process, then cached.
+view only, so the job's webhook settings come from the record an update carries or are read
+once per job and process, then cached.
 
 The kinds: ``job.processing`` (a delivery took the job: progress 0), ``job.progress``
 (progress moved), ``job.completed``, ``job.failed``, ``job.cancelled``. The message id, and so
@@ -18,6 +19,7 @@ import re
 from dataclasses import dataclass
 
 from app.events import JobEvents, JobUpdate
+from app.jobs.records import JobRecord
 from app.jobs.store import JobStore
 from app.jobs.views import JobView, iso
 from app.models import JobStatus
@@ -84,7 +86,7 @@ class WebhookPublisher:
         if event is None:
             return
         try:
-            hook = await self._hook(update.job_id)
+            hook = await self._hook(update.job_id, update.job)
             if hook is None or event not in hook.events:
                 return
             task = DeliveryTask(
@@ -99,10 +101,11 @@ class WebhookPublisher:
         except Exception:
             log.exception("webhook not enqueued", extra={"job_id": update.job_id})
 
-    async def _hook(self, job_id: str) -> _Hook | None:
+    async def _hook(self, job_id: str, known: JobRecord | None) -> _Hook | None:
+        """The job's webhook settings: from the record the update carries, else read once."""
         if job_id in self._hooks:
             return self._hooks[job_id]
-        job = await self.store.get_job(job_id)
+        job = known if known is not None else await self.store.get_job(job_id)
         url = None if job is None else job.params.get("webhook_url")
         hook = None
         if job is not None and isinstance(url, str):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from playwright.async_api import Page, expect
 
+from app.jobs.types import JOB_TYPES, queue_configs
 from app.main import EMULATOR_CONSOLE_PATH
 from tests.browser.app_server import RunningApp
 from tests.browser.console_page import task_row, timeline_entry
@@ -19,8 +20,9 @@ async def test_a_job_waits_in_a_queue_paused_from_the_console_and_run_now_comple
     await page.goto(running_app.base_url + EMULATOR_CONSOLE_PATH.rstrip("/"))  # redirected
     assert page.url == running_app.base_url + EMULATOR_CONSOLE_PATH
     await expect(page.locator("body")).to_have_attribute("data-ready", "true")
-    # One per job type and priority, and the webhook queue.
-    await expect(page.locator("#queues tbody tr")).to_have_count(13)
+    # A queue per job type and priority, and the webhook deliveries' queue.
+    expected = sum(len(queue_configs(job_type)) for job_type in JOB_TYPES.values()) + 1
+    await expect(page.locator("#queues tbody tr")).to_have_count(expected)
     row = page.locator(f'#queues tr[data-queue="{IMAGE_QUEUE}"]')
     await page.get_by_role("button", name=f"Pause queue {IMAGE_QUEUE}").click()
     await expect(row.locator(".badge")).to_have_text("Paused")
