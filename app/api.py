@@ -235,7 +235,13 @@ async def _create_once(
     request_print = idempotency.fingerprint(job_type.name, json.loads(await request.read()))
     try:
         return await idempotency.create_once(
-            request.app[SERVICES], user_id, job_type, body, key=key, request_print=request_print
+            request.app[SERVICES],
+            request.app[idempotency.KEYS],
+            user_id,
+            job_type,
+            body,
+            key=key,
+            request_print=request_print,
         )
     except idempotency.IdempotencyConflict:
         raise field_error(

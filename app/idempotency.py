@@ -27,9 +27,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, delete, select, update
+from aiohttp import web
+from sqlalchemy import Connection, delete, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 
+from app.db import Database
+from app.jobs.group_commit import GroupCommit
 from app.jobs.records import JobRecord
 from app.jobs.schemas import JobRequest
 from app.jobs.submit import submit_job
@@ -42,13 +45,16 @@ REPLAYED_HEADER = "Idempotent-Replayed"
 MAX_KEY_CHARS = 255
 REMEMBERED_FOR = timedelta(hours=24)
 ABANDONED_AFTER = timedelta(seconds=60)
+_MAX_GROUP = 500
 
 __all__ = [
     "HEADER",
     "REPLAYED_HEADER",
     "IdempotencyConflict",
+    "KEYS",
     "IdempotencyInFlight",
     "InvalidIdempotencyKey",
+    "KeyBook",
     "create_once",
     "fingerprint",
     "read_key",
@@ -95,36 +101,90 @@ class _Taken:
     created_at: datetime
 
 
-def _take(
-    conn: Connection, user_id: str, key: str, print_: str, job_id: str, now: datetime
-) -> _Taken:
-    """Forget the user's expired keys, then insert this one unless it exists; the row."""
+@dataclass(frozen=True, slots=True)
+class _Claim:
+    """One request's attempt to take a key: the row it would insert."""
+
+    user_id: str
+    key: str
+    fingerprint: str
+    job_id: str
+    now: datetime
+
+
+def _take_group(conn: Connection, claims: list[_Claim]) -> list[_Taken]:
+    """Every claim in three statements: the users' expired keys forgotten, one
+    ``INSERT ... ON CONFLICT DO NOTHING`` of all rows in arrival order, one read of the rows.
+    A claim won if the row names its (fresh) job id: of two identical claims, the first."""
+    now = max(claim.now for claim in claims)
+    users = sorted({claim.user_id for claim in claims})
     conn.execute(
         delete(IdempotencyKey).where(
-            IdempotencyKey.user_id == user_id, IdempotencyKey.created_at < now - REMEMBERED_FOR
+            IdempotencyKey.user_id.in_(users), IdempotencyKey.created_at < now - REMEMBERED_FOR
         )
     )
     dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    values = {
-        "user_id": user_id,
-        "key": key,
-        "fingerprint": print_,
-        "job_id": job_id,
-        "created_at": now,
-    }
-    inserted = conn.execute(
-        dialect.insert(IdempotencyKey)
-        .values(values)
-        .on_conflict_do_nothing(index_elements=["user_id", "key"])
+    rows = [
+        {
+            "user_id": claim.user_id,
+            "key": claim.key,
+            "fingerprint": claim.fingerprint,
+            "job_id": claim.job_id,
+            "created_at": claim.now,
+        }
+        for claim in claims
+    ]
+    conn.execute(
+        dialect.insert(IdempotencyKey).on_conflict_do_nothing(index_elements=["user_id", "key"]),
+        rows,
     )
-    if inserted.rowcount == 1:
-        return _Taken(True, print_, job_id, now)
-    row = conn.execute(
-        select(IdempotencyKey.fingerprint, IdempotencyKey.job_id, IdempotencyKey.created_at).where(
-            IdempotencyKey.user_id == user_id, IdempotencyKey.key == key
+    found = {
+        (row.user_id, row.key): row
+        for row in conn.execute(
+            select(
+                IdempotencyKey.user_id,
+                IdempotencyKey.key,
+                IdempotencyKey.fingerprint,
+                IdempotencyKey.job_id,
+                IdempotencyKey.created_at,
+            ).where(
+                tuple_(IdempotencyKey.user_id, IdempotencyKey.key).in_(
+                    [(claim.user_id, claim.key) for claim in claims]
+                )
+            )
         )
-    ).one()
-    return _Taken(False, row.fingerprint, row.job_id, row.created_at)
+    }
+    taken = []
+    for claim in claims:
+        row = found[(claim.user_id, claim.key)]
+        won = row.job_id == claim.job_id
+        taken.append(_Taken(won, row.fingerprint, row.job_id, row.created_at))
+    return taken
+
+
+def _take(conn: Connection, claim: _Claim) -> _Taken:
+    """One claim alone (what a group of one does)."""
+    return _take_group(conn, [claim])[0]
+
+
+class KeyBook:
+    """The keys of one database: claims arriving together are committed together (the
+    creations they stand for are too, see ``app.jobs.group_commit``), so a key costs a few
+    statements in a shared transaction rather than a commit of its own."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self._claims = GroupCommit(self._commit, max_group=_MAX_GROUP)
+
+    async def take(self, claim: _Claim) -> _Taken:
+        return await self._claims.submit(claim)
+
+    async def _commit(self, claims: list[_Claim]) -> list[_Taken]:
+        return await self.db.write(_take_group, claims)
+
+
+KEYS = web.AppKey("idempotency_keys", KeyBook)
+"""The app's ``KeyBook`` (``create_app`` sets it)."""
 
 
 def _take_over(
@@ -155,6 +215,7 @@ def _forget(conn: Connection, user_id: str, key: str, job_id: str) -> None:
 
 async def create_once(
     services: Services,
+    keys: KeyBook,
     user_id: str,
     job_type: JobType[Any],
     request: JobRequest,
@@ -168,7 +229,7 @@ async def create_once(
     store = services.store
     job_id = str(uuid.uuid4())
     now = store.clock.now()
-    taken = await store.db.write(_take, user_id, key, request_print, job_id, now)
+    taken = await keys.take(_Claim(user_id, key, request_print, job_id, now))
     if not taken.won:
         if taken.fingerprint != request_print:
             raise IdempotencyConflict(key)

@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 
+from app import idempotency
 from app.api import api_routes, cors_middleware, json_errors
 from app.auth import InternalAuthenticator, UserAuthenticator
 from app.db import Database, open_database
@@ -45,6 +46,7 @@ log = logging.getLogger("app")
 RECONCILER = web.AppKey("reconciler", Reconciler)
 OUTBOUND_HTTP = web.AppKey("outbound_http", OutboundHttp)
 METRICS = web.AppKey("metrics", AppMetrics)
+LIVE_UPDATES = web.AppKey("live_updates", LiveUpdates)
 EMULATOR_CONSOLE_PATH = "/_emulator/"
 
 Lifetime = Callable[[web.Application], AsyncIterator[None]]
@@ -95,6 +97,7 @@ def create_app(
     app[METRICS] = metrics
     if events is None:
         live = LiveUpdates(settings)
+        app[LIVE_UPDATES] = live
         limits = SocketLimits(
             auth_timeout=settings.socketio_auth_timeout_seconds,
             max_connections=settings.socketio_max_connections,
@@ -133,6 +136,7 @@ def create_app(
     app.add_routes(provider_routes())
     app.add_routes(media_routes(storage))
     app.add_routes(webhook_routes(outbound))
+    app[idempotency.KEYS] = idempotency.KeyBook(database)
     app.add_routes(openapi_routes())
     add_metrics_route(app, settings, metrics)
     console = _mount_emulator_console(app, task_queue, settings)

@@ -113,6 +113,11 @@ class Settings(BaseSettings):
         "when a task ends (API_BASE_URL must be reachable from them). Polling stays the source "
         "of truth; a webhook only makes the next poll happen now.",
     )
+    provider_webhook_key: SecretStr | None = Field(
+        None,
+        description="Derives the per-job webhook_secret BFL gets with each task (default: "
+        "INTERNAL_API_KEY); without either, BFL webhooks are not requested.",
+    )
     replicate_webhook_secret: SecretStr | None = Field(
         None,
         description="The account's webhook signing secret (whsec_..., from GET "

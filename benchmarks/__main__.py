@@ -16,8 +16,10 @@ MODULES = [
     "providers",
     "app_create",
     "app_end_to_end",
+    "providers_e2e",
     "socketio_latency",
     "priority",
+    "idempotency",
     "metrics",
 ]
 

@@ -273,7 +273,7 @@ async def sweep(services: Services) -> int:
 
 async def _after(services: Services, settled: Settled) -> None:
     for job in settled.changed:
-        await services.events.publish(JobUpdate(job.user_id, job_view(job)))
+        await services.events.publish(JobUpdate(job.user_id, job_view(job), job))
     for job in settled.released:
         job_type = JOB_TYPES[job.type]
         chunks = [chunk.position for chunk in await services.store.chunks(job.id)]

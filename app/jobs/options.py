@@ -18,7 +18,15 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    model_serializer,
+)
 
 from app.providers.capabilities import ModelCapabilities, OptionSpec
 
@@ -69,6 +77,17 @@ class OptionsBody(BaseModel):
             "(see the README's provider table); an unknown key is refused with a 422."
         },
     )
+
+    @model_serializer(mode="plain")
+    def _as_sent(self) -> dict[str, Any]:
+        """Saved (and read by the remote adapters) as the client spelled it: camelCase keys,
+        only those given; the merged values live in the request's top-level fields."""
+        given = {
+            (info.alias or name): getattr(self, name)
+            for name, info in type(self).model_fields.items()
+            if getattr(self, name) is not None
+        }
+        return {**given, **(self.model_extra or {})}
 
 
 class ImageOptionsBody(OptionsBody):

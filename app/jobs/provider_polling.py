@@ -108,11 +108,15 @@ def _ack(result: str, **details: Any) -> PollAnswer:
     return PollAnswer(200, {"result": result, **details})
 
 
-def webhook_secret(services: Services, job_id: str) -> str:
+def webhook_secret(services: Services, job_id: str) -> str | None:
     """The secret BFL gets with a job's task (``webhook_secret``) and must prove it knows when
-    it calls back: derived from the internal key and the job id, so nothing is stored."""
-    key = services.settings.internal_api_key
-    material = key.get_secret_value().encode() if key is not None else b""
+    it calls back: an HMAC of the job id under ``PROVIDER_WEBHOOK_KEY`` (else the internal
+    key), so nothing is stored. ``None`` without a key: no BFL webhooks then."""
+    settings = services.settings
+    key = settings.provider_webhook_key or settings.internal_api_key
+    if key is None or not key.get_secret_value():
+        return None
+    material = key.get_secret_value().encode()
     return hmac.new(material, f"bfl-webhook:{job_id}".encode(), hashlib.sha256).hexdigest()
 
 
@@ -178,7 +182,7 @@ class RemoteJobs:
         """One poll delivery (``hook``: one a webhook asked for, which never schedules)."""
         store = self.services.store
         job = await store.get_job(job_id)
-        if job is None:
+        if job is None or job.type != job_type.name:
             return _ack("unknown_job")
         if job.status in FINISHED:
             return _ack("already_finished", status=job.status)
@@ -361,7 +365,7 @@ class RemoteJobs:
             model=params["model"],
             image=await self._source(images[0]),
             scale=int(params.get("scale") or options.get("scale") or 2),
-            face_enhance=bool(params.get("face_enhance", options.get("faceEnhance", False))),
+            face_enhance=bool(params.get("face_enhance") or options.get("faceEnhance", False)),
             webhook=webhook,
         )
 
@@ -371,8 +375,9 @@ class RemoteJobs:
             return None
         provider = str(job.params.get("provider"))
         if provider == "bfl":
+            secret = webhook_secret(self.services, job.id)
             url = f"{settings.base_url}/internal/providers/bfl/webhook"
-            return Webhook(url, webhook_secret(self.services, job.id))
+            return None if secret is None else Webhook(url, secret)
         if provider == "upscale" and settings.replicate_webhook_secret is not None:
             return Webhook(f"{settings.base_url}/internal/providers/replicate/webhook")
         return None

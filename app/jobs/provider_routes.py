@@ -120,13 +120,15 @@ async def handle_webhook(request: web.Request) -> web.Response:
         # Not ours (or long gone): acknowledged so the provider stops retrying.
         return _json(200, {"result": "unknown_task"})
     if provider == "bfl":
-        if not _bfl_authentic(request, raw, body, webhook_secret(services, stored.job_id)):
+        expected = webhook_secret(services, stored.job_id)
+        if expected is None or not _bfl_authentic(request, raw, body, expected):
             log.warning("bfl webhook refused for task %s: bad secret", task_id)
             return _json(401, {"error": "unauthorized", "message": "invalid signature"})
         delivery = hashlib.sha256(raw).hexdigest()
     job = await services.store.get_job(stored.job_id)
     job_type = JOB_TYPES.get(job.type) if job is not None else None
-    if job is None or job_type is None:
+    if job is None or job_type is None or remote.adapter_for(job.type, job.params) is None:
+        # Gone, or a batch image (whose tasks never ask for webhooks): the chunk's polls.
         return _json(200, {"result": "unknown_job"})
     digest = hashlib.sha256(delivery.encode()).hexdigest()[:24]
     task = remote.poll_task(

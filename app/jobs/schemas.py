@@ -62,11 +62,25 @@ def _not_blank(value: str) -> str:
 
 
 Prompt = Annotated[
-    str, Field(min_length=1, max_length=MAX_PROMPT_CHARS), AfterValidator(_not_blank)
+    str,
+    Field(
+        min_length=1,
+        max_length=MAX_PROMPT_CHARS,
+        json_schema_extra={"pattern": r"\S"},  # documented: not blank (checked below)
+    ),
+    AfterValidator(_not_blank),
 ]
 HttpUrl = Annotated[
     str,
-    Field(max_length=MAX_URL_LENGTH, json_schema_extra={"format": "uri"}),
+    Field(
+        max_length=MAX_URL_LENGTH,
+        json_schema_extra={
+            "format": "uri",
+            "pattern": "^([Hh][Tt][Tt][Pp][Ss]?://[^@/?#]+|job:.+)",
+            "description": "http(s) URL (parsed by the rules of the README's API section), "
+            "or job:<jobId> for a parent job's result.",
+        },
+    ),
     AfterValidator(_http_url),
 ]
 

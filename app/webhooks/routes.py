@@ -54,6 +54,7 @@ async def handle_delivery(request: web.Request, outbound: OutboundHttp) -> web.R
         guard=FetchGuard.from_settings(services.settings),
         session=outbound.session,
     )
+    services.metrics.webhook_delivery(outcome.result)
     body: dict[str, str] = {"result": outcome.result}
     if outcome.detail:
         body["detail"] = outcome.detail

@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from app.idempotency import _take, fingerprint
+from app.idempotency import _Claim, _take, fingerprint
 from app.models import IdempotencyKey, Job
 from tests.app.conftest import Service, StartService
 
@@ -104,7 +104,8 @@ async def test_a_request_in_flight_answers_409_until_abandoned(service: Service)
     await service.store.ensure_user("frank")
     now = service.clock.now()
     print_ = fingerprint("image-generation", BODY)
-    taken = await service.database.write(_take, "frank", "k", print_, "ghost-job", now)
+    claim = _Claim("frank", "k", print_, "ghost-job", now)
+    taken = await service.database.write(_take, claim)
     assert taken.won
     status, answer, _ = await post(service, "frank", "k")
     assert (status, answer["error"]) == (409, "request_in_flight")

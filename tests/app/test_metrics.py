@@ -71,10 +71,34 @@ async def test_a_completed_job_moves_every_job_metric(start_service: StartServic
 
     after = await samples(service)
     assert value(after, "daygen_jobs_finished_total", **labels, status="COMPLETED") == 1
-    assert value(after, "daygen_job_queue_seconds_count", type="image-generation") == 1
-    assert value(after, "daygen_job_queue_seconds_sum", type="image-generation") == 7.0
-    assert value(after, "daygen_job_queue_seconds_bucket", type="image-generation", le="5.0") == 0
-    assert value(after, "daygen_job_queue_seconds_bucket", type="image-generation", le="10.0") == 1
+    assert (
+        value(after, "daygen_job_queue_seconds_count", type="image-generation", priority="normal")
+        == 1
+    )
+    assert (
+        value(after, "daygen_job_queue_seconds_sum", type="image-generation", priority="normal")
+        == 7.0
+    )
+    assert (
+        value(
+            after,
+            "daygen_job_queue_seconds_bucket",
+            type="image-generation",
+            priority="normal",
+            le="5.0",
+        )
+        == 0
+    )
+    assert (
+        value(
+            after,
+            "daygen_job_queue_seconds_bucket",
+            type="image-generation",
+            priority="normal",
+            le="10.0",
+        )
+        == 1
+    )
     done = {**labels, "status": "COMPLETED"}
     assert value(after, "daygen_job_processing_seconds_count", **done) == 1
     call = {"provider": "bfl", "operation": "generate_image"}
@@ -104,8 +128,14 @@ async def test_retries_time_processing_and_count_provider_errors_by_code(
     # and the job waited in the queue once, for no time.
     done = {"type": "image-generation", "provider": "local", "status": "COMPLETED"}
     assert value(found, "daygen_job_processing_seconds_sum", **done) == 3.0
-    assert value(found, "daygen_job_queue_seconds_count", type="image-generation") == 1
-    assert value(found, "daygen_job_queue_seconds_sum", type="image-generation") == 0.0
+    assert (
+        value(found, "daygen_job_queue_seconds_count", type="image-generation", priority="normal")
+        == 1
+    )
+    assert (
+        value(found, "daygen_job_queue_seconds_sum", type="image-generation", priority="normal")
+        == 0.0
+    )
     calls = {"provider": "local", "operation": "generate_image"}
     assert value(found, "daygen_provider_request_seconds_count", **calls) == 3
 
@@ -140,7 +170,10 @@ async def test_a_batch_waits_in_the_queue_once_whatever_its_chunks(
     assert (await service.job("dan", job["jobId"]))["status"] == "COMPLETED"
 
     found = await samples(service)
-    assert value(found, "daygen_job_queue_seconds_count", type="batch-generation") == 1
+    assert (
+        value(found, "daygen_job_queue_seconds_count", type="batch-generation", priority="normal")
+        == 1
+    )
     deliveries = {"type": "batch-generation", "result": "chunk_completed"}
     assert value(found, "daygen_task_deliveries_total", **deliveries) == 3
     calls = {"provider": "local", "operation": "generate_image"}
@@ -159,7 +192,10 @@ async def test_a_duplicate_delivery_counts_nothing_twice(start_service: StartSer
     found = await samples(service)
     labels = {"type": "image-generation", "provider": "local"}
     assert value(found, "daygen_jobs_finished_total", **labels, status="COMPLETED") == 1
-    assert value(found, "daygen_job_queue_seconds_count", type="image-generation") == 1
+    assert (
+        value(found, "daygen_job_queue_seconds_count", type="image-generation", priority="normal")
+        == 1
+    )
     deliveries = {"type": "image-generation"}
     assert value(found, "daygen_task_deliveries_total", **deliveries, result="completed") == 1
     assert value(found, "daygen_task_deliveries_total", **deliveries, result="already_finished")

@@ -125,3 +125,18 @@ async def test_webhooks_are_off_unless_enabled(rig: RemoteRig) -> None:
         url = f"{service.base_url}/internal/providers/bfl/webhook"
         async with http.post(url, data=json.dumps({"id": task.id})) as response:
             assert response.status == 404
+
+
+async def test_no_bfl_webhook_without_a_key_to_derive_its_secret(rig: RemoteRig) -> None:
+    """With OIDC deliveries only (no INTERNAL_API_KEY, no PROVIDER_WEBHOOK_KEY) nothing could
+    make the secret unguessable: BFL webhooks are not requested, polling does the work."""
+    from app.jobs.provider_polling import webhook_secret
+    from app.services import SERVICES
+
+    service = await rig.start(provider_webhooks=True, provider_webhook_key="k" * 32)
+    services = service.app[SERVICES]
+    with_key = webhook_secret(services, "job-1")
+    assert with_key is not None and with_key != webhook_secret(services, "job-2")
+    services.settings.provider_webhook_key = None
+    services.settings.internal_api_key = None
+    assert webhook_secret(services, "job-1") is None

@@ -344,6 +344,10 @@ BAD_OPTIONS: list[tuple[str, dict[str, Any], str]] = [
             ({"outputFormat": "bmp"}, "options.outputFormat"),
             ({"batchSize": 3}, "options.batchSize"),
             ({"seed": 1.5}, "options.seed"),
+            ({"width": 64, "height": 63}, "options.height"),
+            ({"promptUpsampling": 1}, "options.promptUpsampling"),
+            ({"": 1}, "options."),
+            ({"width": 1e3}, "options.width"),
         ]
     ],
 ]

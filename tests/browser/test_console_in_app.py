@@ -19,7 +19,8 @@ async def test_a_job_waits_in_a_queue_paused_from_the_console_and_run_now_comple
     await page.goto(running_app.base_url + EMULATOR_CONSOLE_PATH.rstrip("/"))  # redirected
     assert page.url == running_app.base_url + EMULATOR_CONSOLE_PATH
     await expect(page.locator("body")).to_have_attribute("data-ready", "true")
-    await expect(page.locator("#queues tbody tr")).to_have_count(4)  # one per job type
+    # One per job type and priority, and the webhook queue.
+    await expect(page.locator("#queues tbody tr")).to_have_count(13)
     row = page.locator(f'#queues tr[data-queue="{IMAGE_QUEUE}"]')
     await page.get_by_role("button", name=f"Pause queue {IMAGE_QUEUE}").click()
     await expect(row.locator(".badge")).to_have_text("Paused")

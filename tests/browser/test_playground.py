@@ -42,6 +42,20 @@ async def test_sign_in_and_make_an_image_that_arrives_live_at_its_size(
     await expect(credits).to_have_attribute("data-credits", "99")
 
 
+async def test_one_click_on_the_defaults_makes_an_image(
+    page: Page, running_app: RunningApp
+) -> None:
+    """A newcomer signs in and presses the first button they see: the prefilled prompt, the
+    seed's default model, the API's default size."""
+    await open_playground(page, running_app)
+    job = await submit(page, job_form(page, "image-generation"), "image-generation")
+    card = job_card(page, job["jobId"])
+    await expect_status(card, "Completed")
+    image = card.get_by_role("button", name="Open image result full size").locator("img")
+    await expect(image).to_have_js_property("naturalWidth", 1024)
+    await expect(image).to_have_js_property("naturalHeight", 1024)
+
+
 async def test_each_job_type_from_its_form_and_the_actions_on_a_result(
     page: Page, running_app: RunningApp
 ) -> None:

@@ -4,6 +4,8 @@ cannot connect, and a production deployment's pasted token."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 from pathlib import Path
 from typing import Any
 
@@ -134,6 +136,48 @@ async def test_a_job_waits_in_a_queue_paused_from_the_console_and_runs_from_ther
     await console.close()
 
 
+async def finished_state(app: RunningApp, job_id: str) -> Any:
+    """The job's last state, read from its SSE stream (which ends when the job is finished)."""
+    headers = {"Authorization": f"Bearer {issue_dev_token(app.settings, 'alice')}"}
+    last = None
+    async with app.http.get(f"{app.base_url}/api/jobs/{job_id}/events", headers=headers) as events:
+        async for line in events.content:
+            if line.startswith(b"data: "):
+                last = json.loads(line.removeprefix(b"data: "))
+    return last
+
+
+async def test_a_job_that_finishes_before_the_socket_connects_is_shown_finished(
+    page: Page, running_app: RunningApp
+) -> None:
+    """The list is read, then the job completes, then the socket connects: the update went to
+    nobody and the connect snapshot holds unfinished jobs only, so the page reads it again."""
+    await emulator(running_app, f"{QUEUES}/image-generation-queue:pause")
+    status, job = await running_app.call(
+        "POST", "/api/jobs/image-generation", json={"prompt": "late", "model": "local"}
+    )
+    assert status == 202, job
+    released = asyncio.Event()
+
+    async def hold(route: Route) -> None:
+        await released.wait()
+        await route.continue_()
+
+    await page.route("**/socket.io/?*", hold)
+    await page.goto(running_app.base_url + "/")
+    await expect(page.locator("body")).to_have_attribute("data-ready", "true")
+    await page.get_by_role("button", name="Sign in").click()
+    card = job_card(page, job["jobId"])
+    await expect(card.locator(".badge")).to_have_text("Pending")  # listed, socket held
+
+    await emulator(running_app, f"{QUEUES}/image-generation-queue/tasks/{job['jobId']}:run")
+    assert (await finished_state(running_app, job["jobId"]))["status"] == "COMPLETED"
+    await expect(card.locator(".badge")).to_have_text("Pending")  # nothing told the page
+    released.set()
+    await expect(page.locator("#connection")).to_have_attribute("data-state", "live")
+    await expect_status(card, "Completed")
+
+
 async def test_without_socket_io_the_page_follows_its_jobs_over_sse(
     page: Page, running_app: RunningApp, browser_log: BrowserLog
 ) -> None:
@@ -186,6 +230,7 @@ async def test_in_production_a_pasted_token_signs_in(
         await expect(page.locator("body")).to_have_attribute("data-user", "dana")
         await page.get_by_role("button", name="Sign out").click()
         await expect(token).to_be_visible()
+        await page.goto("about:blank")  # its connections end before its server stops
 
 
 async def test_jobs_are_listed_newest_first_a_page_at_a_time(
@@ -214,3 +259,4 @@ async def test_jobs_are_listed_newest_first_a_page_at_a_time(
         "POST", "/api/jobs/image-generation", json={"prompt": "made elsewhere", "model": "local"}
     )
     await expect(cards.first).to_have_attribute("data-job-id", newest["jobId"])  # live, on top
+    await expect(page.locator("#credits")).to_have_attribute("data-credits", str(100 - 15))

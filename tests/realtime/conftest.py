@@ -19,7 +19,7 @@ import sys
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -77,7 +77,7 @@ class Service:
         return self.settings.base_url
 
     def token(self, user_id: str, ttl: timedelta = timedelta(hours=1)) -> str:
-        return issue_dev_token(self.settings, user_id, ttl=ttl)
+        return _token(self.settings, user_id, ttl)
 
     def auth(self, user_id: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token(user_id)}"}
@@ -397,4 +397,13 @@ async def start_app_process(tmp_path: Path) -> AsyncIterator[StartAppProcess]:
 def token_for(user_id: str, ttl: timedelta = timedelta(hours=1)) -> str:
     """A token the app processes (``JWT_SECRET`` above) accept."""
     settings = Settings(app_env="test", jwt_secret=JWT_SECRET, internal_api_key=INTERNAL_KEY)
-    return issue_dev_token(settings, user_id, ttl=ttl)
+    return _token(settings, user_id, ttl)
+
+
+def _token(settings: Settings, user_id: str, ttl: timedelta) -> str:
+    """A token expiring ``ttl`` from now; a negative ``ttl`` gives one that has expired (issued
+    an hour before its expiry, since a token is never issued already expired)."""
+    if ttl > timedelta(0):
+        return issue_dev_token(settings, user_id, ttl=ttl)
+    issued = datetime.now(UTC) + ttl - timedelta(hours=1)
+    return issue_dev_token(settings, user_id, ttl=timedelta(hours=1), now=issued)

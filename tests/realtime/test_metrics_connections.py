@@ -4,13 +4,11 @@ read when Prometheus scrapes."""
 from __future__ import annotations
 
 import asyncio
-from typing import Any, cast
+from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from app.metrics import MeteredJobEvents
-from app.realtime import LiveUpdates
-from app.services import SERVICES
+from app.main import LIVE_UPDATES
 from tests.realtime.clients import RecordingClient
 from tests.realtime.conftest import IMAGE_BODY, Service, StartService
 from tests.realtime.sse_client import SseStream
@@ -31,8 +29,7 @@ async def connections(service: Service) -> dict[str, float]:
 def on_server_disconnect(service: Service) -> asyncio.Event:
     """Set once the server's disconnect handler has run: a client's disconnect reaches the
     server on the socket's own connection, after the client has returned."""
-    live = cast(MeteredJobEvents, service.app[SERVICES].events).inner
-    handlers = cast(LiveUpdates, live).sio.handlers["/"]
+    handlers = service.app[LIVE_UPDATES].sio.handlers["/"]
     original, done = handlers["disconnect"], asyncio.Event()
 
     async def observed(*args: Any) -> None:

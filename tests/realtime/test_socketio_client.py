@@ -52,8 +52,9 @@ async def test_frontend_follows_a_job_to_completed_with_its_result(
 
 
 async def test_frontend_receives_failed_with_the_error(service: Service, run_node: RunNode) -> None:
-    # A loopback source URL is refused (SSRF guard): a permanent error, FAILED on attempt 1.
-    body = {"imageUrl": "http://127.0.0.1:9/missing.png", "scale": 2, "model": "local"}
+    # One of the service's own media URLs naming no stored file: accepted (it is read from
+    # storage, never fetched), then FAILED when the upscale finds no source image.
+    body = {"imageUrl": f"{service.base_url}/media/missing.png", "scale": 2, "model": "local"}
     client = await run_node(
         "job_flow.mjs",
         URL=service.base_url,

@@ -30,7 +30,7 @@ export function isFinished(job) {
 export class JobList {
   /**
    * `hooks`: {actions: {upscale, animate}, cancelEnabled, notify(text), onStatusChange(job),
-   * onNewJob(job)}.
+   * onNewJob(job, {listed})}.
    */
   constructor(hooks) {
     this.hooks = hooks;
@@ -107,7 +107,7 @@ export class JobList {
     this.render(entry);
     this.insert(entry);
     this.refreshEmpty();
-    this.hooks.onNewJob?.(update);
+    this.hooks.onNewJob?.(update, { listed });
     if (!listed && isFinished(update)) this.statusChanged(update); // finished before we knew it
   }
 

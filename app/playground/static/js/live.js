@@ -9,7 +9,7 @@ const SOCKET_FAILURES_BEFORE_SSE = 3;
 const SSE_RETRY_MS = 1000;
 
 export class LiveUpdates {
-  /** `hooks`: {onUpdate(job), onState(state, text), onUnauthorized(), unfinished()}. */
+  /** `hooks`: {onUpdate(job), onState(state, text), onConnect(), onUnauthorized(), unfinished()}. */
   constructor(hooks) {
     this.hooks = hooks;
     this.socket = null;
@@ -36,6 +36,10 @@ export class LiveUpdates {
     this.socket.on("connect", () => {
       this.failures = 0;
       this.hooks.onState("live", "Live");
+      // What changed before the socket joined the user's room (while the list loaded, or
+      // while disconnected) was sent to nobody; the server's snapshot on connect covers the
+      // unfinished jobs only, so a job that finished in that gap is read again.
+      this.hooks.onConnect?.();
     });
     this.socket.on("disconnect", () => {
       if (this.mode === "socket" && !this.stopped) this.hooks.onState("connecting", "Reconnecting…");

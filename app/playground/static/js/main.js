@@ -3,7 +3,7 @@
 
 import { ApiError, api, onUnauthorized, setToken } from "./api.js";
 import { buildForms, prefill } from "./forms.js";
-import { JobList } from "./jobs.js";
+import { JobList, isFinished } from "./jobs.js";
 import { LiveUpdates } from "./live.js";
 import { setUpDialogs } from "./results.js";
 
@@ -45,6 +45,19 @@ function refreshCredits() {
     }
   })();
   return creditsPending;
+}
+
+/** Every unfinished job shown, read again (a stale answer is dropped by its updatedAt). */
+async function resync() {
+  await Promise.all(
+    jobs.unfinished().map(async (job) => {
+      try {
+        jobs.apply(await api.job(job.jobId));
+      } catch (error) {
+        if (!(error instanceof ApiError)) throw error;
+      }
+    }),
+  );
 }
 
 function showSignedIn(userId, signedIn) {
@@ -148,10 +161,14 @@ async function boot() {
       animate: (url) => prefill("video-generation", "imageUrls", url),
     },
     onStatusChange: () => refreshCredits(),
-    onNewJob: (job) => live?.follow(job),
+    onNewJob: (job, { listed }) => {
+      if (!isFinished(job)) live?.follow(job);
+      if (!listed) refreshCredits(); // made elsewhere (another tab, curl): it was charged
+    },
   });
   live = new LiveUpdates({
     onUpdate: (job) => jobs.apply(job),
+    onConnect: () => resync(),
     onState: setConnection,
     onUnauthorized: () => {
       if (document.body.dataset.user) signOut("Signed out: the token is no longer valid. Sign in again.");
