@@ -26,10 +26,14 @@ $(STAMP): pyproject.toml $(LOCK) | $(PY)
 # Re-resolve pyproject.toml (with the dev extra) into requirements.lock: pinned, hashed, for
 # every platform and Python >= 3.11. uv reads the same indexes pip is configured with
 # (pip config), so this works wherever `pip install` does.
+# The file is replaced only when its content changes (the existing pins are uv's preferences),
+# so a refresh that changes nothing does not make the next run reinstall.
 lock: | $(PY)
 	$(PY) -m pip install -q '$(UV_VERSION)'
+	cp $(LOCK) $(LOCK).new 2>/dev/null || true
 	$(UV) pip compile pyproject.toml --extra dev --generate-hashes --universal \
-	  --python-version 3.11 --custom-compile-command 'make lock' --quiet $(UV_INDEXES) -o $(LOCK)
+	  --python-version 3.11 --custom-compile-command 'make lock' --quiet $(UV_INDEXES) -o $(LOCK).new
+	if cmp -s $(LOCK).new $(LOCK); then rm $(LOCK).new; else mv $(LOCK).new $(LOCK); fi
 
 run: $(STAMP)
 	$(PY) -m app

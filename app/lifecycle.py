@@ -6,7 +6,7 @@ Cloud Run sends SIGTERM and kills the instance 10 s later. On SIGTERM (or Ctrl-C
    (Cloud Tasks counts it as a failed attempt and retries with backoff, elsewhere on Cloud
    Run); the in-process emulator starts no new attempt at all;
 2. lets the deliveries already running finish, for up to ``SHUTDOWN_GRACE_SECONDS``
-   (8 s by default);
+   (6 s by default: the rest of the stop took up to 2 s on a loaded machine);
 3. hands back those still running then: each is cancelled and answers 503 with
    ``Retry-After``, a failed attempt the queue retries (the retry takes the job over from the
    attempt that was stopped, see ``app.jobs.transitions.claim_job``; whatever the stopped

@@ -6,7 +6,7 @@ held (true final states, credits, nothing redone, nothing charged twice).
 
 The same harness as ``tests/crash`` (``tests/crash/harness.py``), at full size: each mode
 (SQLite / PostgreSQL, in-process emulator with its default journal / ``python -m emulator
---db``), a SIGTERM with 100 deliveries running (Cloud Run's way of stopping, default grace),
+--db``), a SIGTERM with 100 jobs unfinished (Cloud Run's way of stopping, default grace),
 and for comparison the in-process emulator kept in memory only (``EMULATOR_DB=memory``),
 whose jobs cut short wait for their dispatch deadline (10 min and more), so that run reports
 how many are still unfinished after the 60 s limit.
@@ -24,6 +24,8 @@ from tests.crash.harness import DbKind, QueueMode, Stop, run_scenario
 
 JOBS = 300
 RUNNING_AT_SIGTERM = 100
+RATE = 20
+"""Dispatches per second of each queue: slow enough that the stop finds the mix mid-way."""
 
 
 async def main() -> int:
@@ -35,8 +37,8 @@ async def main() -> int:
         ("postgres", "in-process", "kill", {}),
         ("sqlite", "standalone", "kill", {}),
         ("postgres", "standalone", "kill", {}),
-        ("sqlite", "in-process", "term", {"busy_processing": running}),
-        ("postgres", "in-process", "term", {"busy_processing": running}),
+        ("sqlite", "in-process", "term", {"busy_fraction": 0.0, "busy_unfinished": running}),
+        ("postgres", "in-process", "term", {"busy_fraction": 0.0, "busy_unfinished": running}),
         ("sqlite", "in-process", "kill", {"env": {"EMULATOR_DB": "memory"}}),
     ]
     rows: list[dict[str, Any]] = []
@@ -45,7 +47,7 @@ async def main() -> int:
         label = "in-process, memory only" if "env" in options else queue
         with tempfile.TemporaryDirectory() as folder:
             figures = await run_scenario(
-                Path(folder), db=db, queue=queue, stop=stop, jobs=jobs, rate=100, **options
+                Path(folder), db=db, queue=queue, stop=stop, jobs=jobs, rate=RATE, **options
             )
         row = {**figures.row(), "queue": label}
         rows.append(row)

@@ -41,7 +41,6 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from tests.emulator_server.process import EmulatorProcess
-from tests.support.servers import wait_healthy
 
 REPO = Path(__file__).resolve().parents[2]
 POSTGRES_URL = os.environ.get(
@@ -139,8 +138,26 @@ class AppUnderTest:
                 stdout=log,
                 stderr=asyncio.subprocess.STDOUT,
             )
-        process = self.process
-        await wait_healthy(self.base_url, timeout=60, alive=lambda: process.returncode is None)
+        await self.wait_healthy(timeout=60)
+
+    async def wait_healthy(self, timeout: float) -> None:
+        """Until ``/healthz`` answers 200 (bounded). A restarted app may take seconds to answer
+        while it redelivers hundreds of tasks at once, so one slow answer is waited for, not
+        taken for a failure."""
+        assert self.process is not None
+        deadline = time.monotonic() + timeout
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as http:
+            while time.monotonic() < deadline:
+                if self.process.returncode is not None:
+                    raise RuntimeError("the app exited before it was healthy:\n" + self.log())
+                try:
+                    async with http.get(self.base_url + "/healthz") as response:
+                        if response.status == 200:
+                            return
+                except (aiohttp.ClientError, TimeoutError):
+                    pass
+                await asyncio.sleep(0.05)  # a starting process offers nothing to wait on
+        raise TimeoutError(f"{self.base_url}/healthz did not answer within {timeout:g}s")
 
     async def stop(self, how: Stop, timeout: float = 30.0) -> tuple[float, int | None]:
         """Signal the process; (seconds until it was gone, exit code)."""
@@ -282,13 +299,14 @@ async def run_scenario(
     users: int = 8,
     busy_fraction: float = 0.2,
     busy_processing: int = 1,
+    busy_unfinished: int = 0,
     recovery_limit: float = 60.0,
     rate: int = 50,
     env: dict[str, str] | None = None,
 ) -> Figures:
     """One stop-and-restart run; the figures, with ``problems`` listing every broken promise.
     The stop comes once ``busy_fraction`` of the jobs are final and at least
-    ``busy_processing`` are PROCESSING."""
+    ``busy_processing`` are PROCESSING (and ``busy_unfinished`` not final yet)."""
     figures = Figures(db=db, queue=queue, stop=stop, jobs=jobs)
     folder.mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240 (once, before anything runs)
     port = free_port()
@@ -311,7 +329,8 @@ async def run_scenario(
             "LOG_LEVEL": "WARNING",
             **extra,
         }
-        env.pop("EMULATOR_DB", None)  # the default: the journal beside the database
+        if "EMULATOR_DB" not in extra:
+            env.pop("EMULATOR_DB", None)  # the default: the journal beside the database
         if queue == "standalone":
             emulator = EmulatorProcess(args=["--db", str(folder / "emulator.db")]).start()
             env.update(
@@ -334,7 +353,8 @@ async def run_scenario(
             while time.monotonic() < deadline:
                 counts = await statuses(engine)
                 done = counts["COMPLETED"] + counts["FAILED"]
-                busy = counts["PROCESSING"] >= busy_processing
+                unfinished = counts["PENDING"] + counts["PROCESSING"]
+                busy = counts["PROCESSING"] >= busy_processing and unfinished >= busy_unfinished
                 if done >= busy_fraction * (jobs + 1) and busy:
                     break
                 await asyncio.sleep(0.01)  # watching the database: there is no event to await
