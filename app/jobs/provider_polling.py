@@ -182,7 +182,7 @@ class RemoteJobs:
         """One poll delivery (``hook``: one a webhook asked for, which never schedules)."""
         store = self.services.store
         job = await store.get_job(job_id)
-        if job is None:
+        if job is None or job.type != job_type.name:
             return _ack("unknown_job")
         if job.status in FINISHED:
             return _ack("already_finished", status=job.status)

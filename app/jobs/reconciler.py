@@ -88,7 +88,7 @@ class Reconciler:
                     failed = await self.store.fail_chunk(job.id, lost.chunk, lost.attempt, message)
                 if failed is not None:
                     logger.warning("last attempt %d cut short: failed and refunded", lost.attempt)
-                    await self.events.publish(JobUpdate(failed.user_id, job_view(failed)))
+                    await self.events.publish(JobUpdate(failed.user_id, job_view(failed), failed))
                     await dependencies.settle_dependents(self, failed)
                     handled += 1
                 continue

@@ -52,8 +52,8 @@ async def test_frontend_follows_a_job_to_completed_with_its_result(
 
 
 async def test_frontend_receives_failed_with_the_error(service: Service, run_node: RunNode) -> None:
-    # A loopback source URL is refused (SSRF guard): a permanent error, FAILED on attempt 1.
-    body = {"imageUrl": "http://127.0.0.1:9/missing.png", "scale": 2, "model": "local"}
+    # A host name resolving to loopback is refused when fetched (SSRF guard): FAILED at once.
+    body = {"imageUrl": "http://localhost:9/missing.png", "scale": 2, "model": "local"}
     client = await run_node(
         "job_flow.mjs",
         URL=service.base_url,
