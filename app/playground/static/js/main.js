@@ -14,6 +14,7 @@ let config = null;
 let jobs = null;
 let live = null;
 let creditsPending = null;
+let creditsAgain = false;
 
 function notify(text) {
   const notice = $("notice");
@@ -29,17 +30,28 @@ function setConnection(state, text, reason) {
   else node.removeAttribute("title");
 }
 
-/** Credits change when a job is created, fails (refund) or is cancelled: read them again. */
+/**
+ * Credits change when a job is created, fails (refund) or is cancelled: read them again. One
+ * read at a time; a change noticed while one is in flight (it may have read the balance before
+ * that change) gets one more read after it.
+ */
 function refreshCredits() {
-  if (creditsPending) return creditsPending;
+  if (creditsPending) {
+    creditsAgain = true;
+    return creditsPending;
+  }
   creditsPending = (async () => {
     try {
-      await Promise.resolve();
-      const me = await api.me();
-      $("credits-value").textContent = String(me.credits);
-      $("credits").dataset.credits = String(me.credits);
-    } catch (error) {
-      if (!(error instanceof ApiError)) throw error;
+      do {
+        creditsAgain = false;
+        try {
+          const me = await api.me();
+          $("credits-value").textContent = String(me.credits);
+          $("credits").dataset.credits = String(me.credits);
+        } catch (error) {
+          if (!(error instanceof ApiError)) throw error;
+        }
+      } while (creditsAgain);
     } finally {
       creditsPending = null;
     }
