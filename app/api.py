@@ -398,12 +398,9 @@ async def handle_task(request: web.Request) -> web.Response:
     """``POST /internal/tasks/{type}``: a delivery from the queue, authenticated (internal key
     or Cloud Tasks OIDC token) and checked, then run by the processor."""
     services = request.app[SERVICES]
-    denied = await services.internal.check(
-        request.headers.get("X-Internal-Api-Key"), request.headers.get("Authorization")
-    )
-    if denied is not None:
-        message = "missing credentials" if denied == 401 else "invalid credentials"
-        return web.json_response({"error": "unauthorized", "message": message}, status=denied)
+    refused = await services.internal.refusal(request.headers)
+    if refused is not None:
+        return refused
     job_type = JOB_TYPES.get(request.match_info["type"])
     if job_type is None:
         return web.json_response(

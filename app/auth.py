@@ -10,11 +10,13 @@ import asyncio
 import hmac
 import re
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import jwt
+from aiohttp import web
 
 from app.settings import Settings
 
@@ -195,3 +197,12 @@ class InternalAuthenticator:
         if self._email is not None and claims.get("email") != self._email:
             return 403
         return None
+
+    async def refusal(self, headers: Mapping[str, str]) -> web.Response | None:
+        """The answer to a task delivery that is not the queue's (401 or 403, JSON), or
+        ``None`` when ``X-Internal-Api-Key`` or the ``Authorization`` token is good."""
+        denied = await self.check(headers.get("X-Internal-Api-Key"), headers.get("Authorization"))
+        if denied is None:
+            return None
+        message = "missing credentials" if denied == 401 else "invalid credentials"
+        return web.json_response({"error": "unauthorized", "message": message}, status=denied)

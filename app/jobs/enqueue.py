@@ -36,6 +36,24 @@ def task_name(job_id: str, chunk: int | None = None, attempts_before: int = 0) -
     return name if attempts_before == 0 else f"{name}-retry-{attempts_before}"
 
 
+def internal_request(settings: Settings, path: str, body: bytes) -> HttpRequest:
+    """A JSON POST to one of the app's internal endpoints, authenticated as the queue's own:
+    the OIDC token of ``TASK_SERVICE_ACCOUNT_EMAIL`` when set, else the internal key header.
+    Cloud Tasks adds no Content-Type, so the request carries its own."""
+    headers = {"Content-Type": "application/json"}
+    oidc = None
+    if settings.task_service_account_email:
+        oidc = OidcToken(
+            service_account_email=settings.task_service_account_email,
+            audience=settings.oidc_audience or "",
+        )
+    elif settings.internal_api_key is not None:
+        headers["X-Internal-Api-Key"] = settings.internal_api_key.get_secret_value()
+    return HttpRequest(
+        url=f"{settings.base_url}{path}", headers=headers, body=body, oidc_token=oidc
+    )
+
+
 def task_for(
     settings: Settings,
     job_type: JobType[Any],
@@ -48,32 +66,18 @@ def task_for(
     """The task that delivers ``job_id`` (or one of its chunks) to the processor;
     ``attempts_before`` when earlier tasks already made that many attempts.
 
-    Cloud Tasks adds no Content-Type, so the task carries its own. Authentication is the OIDC
-    token of ``TASK_SERVICE_ACCOUNT_EMAIL`` when set, else the internal key header. The task
-    carries the type's retry policy as its own ``retry_config`` and, for a job with ``runAt``,
-    its ``schedule_time``.
+    Authenticated as ``internal_request`` says. The task carries the type's retry policy as
+    its own ``retry_config`` and, for a job with ``runAt``, its ``schedule_time``.
     """
     body: dict[str, object] = {"jobId": job_id}
     if chunk is not None:
         body["chunk"] = chunk
     if attempts_before:
         body["attemptsBefore"] = attempts_before
-    headers = {"Content-Type": "application/json"}
-    oidc = None
-    if settings.task_service_account_email:
-        oidc = OidcToken(
-            service_account_email=settings.task_service_account_email,
-            audience=settings.oidc_audience or "",
-        )
-    elif settings.internal_api_key is not None:
-        headers["X-Internal-Api-Key"] = settings.internal_api_key.get_secret_value()
     return NewTask(
         name=task_name(job_id, chunk, attempts_before),
-        http_request=HttpRequest(
-            url=f"{settings.base_url}/internal/tasks/{job_type.name}",
-            headers=headers,
-            body=json.dumps(body).encode(),
-            oidc_token=oidc,
+        http_request=internal_request(
+            settings, f"/internal/tasks/{job_type.name}", json.dumps(body).encode()
         ),
         schedule_time=schedule_time,
         dispatch_deadline=job_type.dispatch_deadline,

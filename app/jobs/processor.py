@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from app.events import JobUpdate
 from app.jobs.cancel import JobCancelled, raise_if_cancelled
 from app.jobs.dependencies import settle_dependents
 from app.jobs.handlers import HandlerContext, HandlerTask
+from app.jobs.outcome import Outcome, ack
 from app.jobs.provider_batches import RemoteBatches
 from app.jobs.provider_polling import AwaitingProvider, RemoteJobs, retry_after_headers
 from app.jobs.records import Claim, JobRecord
@@ -38,19 +39,6 @@ from app.services import Services
 from daygen_queue import TaskDelivery
 
 log = logging.getLogger("app.processor")
-
-
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    """What to answer the queue: a status and a JSON body."""
-
-    status: int
-    body: dict[str, Any]
-    headers: dict[str, str] = field(default_factory=dict)
-
-
-def _ack(result: str, **details: Any) -> Outcome:
-    return Outcome(200, {"result": result, **details})
 
 
 class Work(Protocol):
@@ -111,9 +99,9 @@ class WholeJob:
     def completed(self, job: JobRecord | None, logger: JobLogger) -> Outcome:
         if job is None:
             logger.info("result discarded: a newer attempt owns the job")
-            return _ack("superseded")
+            return ack("superseded")
         logger.info("job completed")
-        return _ack("completed")
+        return ack("completed")
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,9 +123,9 @@ class OneChunk:
             chunk for chunk in await self.store.chunks(self.job_id) if chunk.position == self.chunk
         ]
         if not mine:
-            return _ack("unknown_chunk")
+            return ack("unknown_chunk")
         if mine[0].status in FINISHED:
-            return _ack("already_finished")
+            return ack("already_finished")
         return None
 
     async def progress(self, value: int) -> JobRecord | None:
@@ -154,7 +142,7 @@ class OneChunk:
     def completed(self, job: JobRecord | None, logger: JobLogger) -> Outcome:
         if job is not None and job.status == JobStatus.COMPLETED:
             logger.info("batch completed")
-        return _ack("chunk_completed")
+        return ack("chunk_completed")
 
 
 class Processor:
@@ -194,7 +182,7 @@ class Processor:
         if job is None:
             # Nothing will ever make this job appear: stop the queue instead of retrying.
             log.warning("task for an unknown job acknowledged", extra={"job_id": work.job_id})
-            return _ack("unknown_job")
+            return ack("unknown_job")
         if not claim.won:
             return await work.refused(job) or self._unclaimed(job_type, job)
         extra = {} if work.chunk is None else {"chunk": work.chunk}
@@ -231,10 +219,10 @@ class Processor:
                     result = await job_type.handler(self.ctx, task)
         except JobCancelled:
             logger.info("stopped: the job was cancelled")
-            return _ack("cancelled")
+            return ack("cancelled")
         except AwaitingProvider as waiting:
             logger.info("provider task %s: polling on the queue", waiting.task_id)
-            return _ack("awaiting_provider", adopted=waiting.adopted)
+            return ack("awaiting_provider", adopted=waiting.adopted)
         except Exception as error:
             message, retryable = _describe(error, job_type, logger)
             policy = job_type.retry_policy(self.services.settings.retry_policies)
@@ -249,7 +237,7 @@ class Processor:
             failed = await work.fail(message)
             await self.publish(failed)
             await settle_dependents(self.services, failed)
-            return _ack("failed", error=message)
+            return ack("failed", error=message)
         finished = await work.complete(result)
         await self.publish(finished)
         await settle_dependents(self.services, finished)
@@ -259,9 +247,9 @@ class Processor:
         """Why a delivery did not get the job, as an answer."""
         if job.type != job_type.name:
             log.error("task delivered to the wrong job type", extra={"job_id": job.id})
-            return _ack("wrong_type")
+            return ack("wrong_type")
         if job.status in FINISHED:
-            return _ack("already_finished", status=job.status)
+            return ack("already_finished", status=job.status)
         # Another delivery of this task holds the job right now (a duplicate): let the queue
         # come back later rather than run it twice.
         return Outcome(409, {"error": "in_progress", "message": "another delivery holds this job"})

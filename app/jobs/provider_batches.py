@@ -18,12 +18,8 @@ import logging
 from typing import Any
 
 from app.jobs.handlers import chunk_prompts
-from app.jobs.provider_polling import (
-    AwaitingProvider,
-    PollAnswer,
-    RemoteJobs,
-    retry_after_headers,
-)
+from app.jobs.outcome import Outcome, ack
+from app.jobs.provider_polling import AwaitingProvider, RemoteJobs, retry_after_headers
 from app.jobs.provider_tasks import BatchProviderTasks, ProviderTaskRecord
 from app.jobs.records import JobRecord
 from app.jobs.types import JobType
@@ -43,10 +39,6 @@ __all__ = ["RemoteBatches"]
 log = logging.getLogger("app.jobs.provider_batches")
 
 BATCH_TYPE = "batch-generation"
-
-
-def _ack(result: str, **details: Any) -> PollAnswer:
-    return PollAnswer(200, {"result": result, **details})
 
 
 class RemoteBatches:
@@ -111,45 +103,45 @@ class RemoteBatches:
 
     async def poll(
         self, job_type: JobType[Any], job_id: str, chunk: int, attempt: int, number: int
-    ) -> PollAnswer:
+    ) -> Outcome:
         store = self.services.store
         job = await store.get_job(job_id)
         if job is None:
-            return _ack("unknown_job")
+            return ack("unknown_job")
         if job.status in FINISHED:
-            return _ack("already_finished", status=job.status)
+            return ack("already_finished", status=job.status)
         mine = [c for c in await store.chunks(job_id) if c.position == chunk]
         if not mine or mine[0].status != JobStatus.PROCESSING or mine[0].attempts != attempt:
-            return _ack("superseded")
+            return ack("superseded")
         adapter = self.adapter_for(job_type.name, job.params)
         if adapter is None:
             message = f"provider {job.params.get('provider')!r} is no longer configured"
             await self.remote._publish(await store.fail_chunk(job_id, chunk, attempt, message))
-            return _ack("failed", error=message)
+            return ack("failed", error=message)
         positions = [position for position, _ in chunk_prompts(job.params, chunk)]
         stored = await self.tasks.of(job_id, positions)
         if set(stored) != set(positions) or any(r.attempt != attempt for r in stored.values()):
-            return _ack("superseded")
+            return ack("superseded")
         waiting = [row for row in stored.values() if row.result_url is None]
         outcomes = await asyncio.gather(*(self._advance(job, adapter, row) for row in waiting))
         failures = [o for o in outcomes if isinstance(o, ProviderError) and not o.retryable]
         if failures:
             failed = await store.fail_chunk(job_id, chunk, attempt, failures[0].message)
             await self.remote._publish(failed)
-            return _ack("failed", error=failures[0].message)
+            return ack("failed", error=failures[0].message)
         rows = await self.tasks.of(job_id, positions)
         if all(rows[p].result_url is not None for p in positions):
             urls = [str(rows[p].result_url) for p in positions]
             finished = await store.complete_chunk(job_id, chunk, attempt, urls)
             await self.remote._publish(finished)
-            return _ack("chunk_completed")
+            return ack("chunk_completed")
         oldest = min(row.submitted_at for row in stored.values())
         elapsed = (self.services.clock.now() - oldest).total_seconds()
         deadline = float(getattr(adapter, "deadline_seconds", 600.0))
         if elapsed > deadline:
             message = f"the {adapter.name} tasks did not finish in time"
             await self.remote._publish(await store.fail_chunk(job_id, chunk, attempt, message))
-            return _ack("failed", error=message)
+            return ack("failed", error=message)
         done = sum(1 for p in positions if rows[p].result_url is not None)
         await self.remote._publish(await store.chunk_progress(job_id, chunk, attempt, done))
         delays = [o.poll_after for o in outcomes if isinstance(o, TaskRunning)]
@@ -158,8 +150,8 @@ class RemoteBatches:
         transient = [o for o in outcomes if isinstance(o, ProviderError)]
         if transient:
             log.info("batch %s chunk %d: %d polls to retry", job_id, chunk, len(transient))
-            return PollAnswer(200, {"result": "running"}, retry_after_headers(transient[0]))
-        return _ack("running", done=done)
+            return Outcome(200, {"result": "running"}, retry_after_headers(transient[0]))
+        return ack("running", done=done)
 
     async def _advance(
         self, job: JobRecord, adapter: RemoteTaskProvider[Any], row: ProviderTaskRecord

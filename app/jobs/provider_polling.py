@@ -31,13 +31,13 @@ import hmac
 import json
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
 from app.events import JobUpdate
 from app.jobs.dependencies import settle_dependents
 from app.jobs.enqueue import task_for
+from app.jobs.outcome import Outcome, ack
 from app.jobs.provider_tasks import ProviderTaskRecord, ProviderTasks
 from app.jobs.records import JobRecord
 from app.jobs.retry_policy import failure_kind
@@ -69,7 +69,6 @@ from daygen_queue import HttpRequest, NewTask, TaskAlreadyExists
 __all__ = [
     "POLL_PATH",
     "AwaitingProvider",
-    "PollAnswer",
     "RemoteJobs",
     "cancel_provider_task",
     "webhook_secret",
@@ -93,19 +92,6 @@ class AwaitingProvider(Exception):
         super().__init__(task_id)
         self.task_id = task_id
         self.adopted = adopted
-
-
-@dataclass(frozen=True, slots=True)
-class PollAnswer:
-    """What a poll delivery answers the queue."""
-
-    status: int
-    body: dict[str, Any]
-    headers: dict[str, str] = field(default_factory=dict)
-
-
-def _ack(result: str, **details: Any) -> PollAnswer:
-    return PollAnswer(200, {"result": result, **details})
 
 
 def webhook_secret(services: Services, job_id: str) -> str | None:
@@ -178,16 +164,16 @@ class RemoteJobs:
 
     async def poll(
         self, job_type: JobType[Any], job_id: str, attempt: int, number: int, *, hook: bool
-    ) -> PollAnswer:
+    ) -> Outcome:
         """One poll delivery (``hook``: one a webhook asked for, which never schedules)."""
         store = self.services.store
         job = await store.get_job(job_id)
         if job is None or job.type != job_type.name:
-            return _ack("unknown_job")
+            return ack("unknown_job")
         if job.status in FINISHED:
-            return _ack("already_finished", status=job.status)
+            return ack("already_finished", status=job.status)
         if job.status != JobStatus.PROCESSING or job.attempts != attempt:
-            return _ack("superseded")
+            return ack("superseded")
         adapter = self.adapter_for(job_type.name, job.params)
         logger = job_logger(
             "app.provider_polling", job_id=job.id, user_id=job.user_id, attempt=attempt
@@ -195,17 +181,17 @@ class RemoteJobs:
         if adapter is None:
             message = f"provider {job.params.get('provider')!r} is no longer configured"
             await self._fail(job, attempt, message)
-            return _ack("failed", error=message)
+            return ack("failed", error=message)
         stored = await self.tasks.get(job_id)
         if stored is None or stored.attempt != attempt:
             if number == 0 and stored is None and not hook:
                 return await self._resubmit(job_type, job, attempt)
-            return _ack("superseded")
+            return ack("superseded")
         if number == 0 and not hook:  # a duplicated "submit again": the task is stored
             await self._schedule(job_type, job, attempt, stored.polls + 1, 0.0)
-            return _ack("polling")
+            return ack("polling")
         if not hook and await self.tasks.polled(job_id, attempt, self.services.clock.now()) is None:
-            return _ack("superseded")
+            return ack("superseded")
         try:
             state = await adapter.poll(stored.task)
             if isinstance(state, TaskReady):
@@ -213,20 +199,20 @@ class RemoteJobs:
                 finished = await store.complete(job.id, attempt, result)
                 await self._publish(finished)
                 logger.info("job completed after %d polls", stored.polls + (0 if hook else 1))
-                return _ack("completed" if finished is not None else "superseded")
+                return ack("completed" if finished is not None else "superseded")
         except ProviderError as error:
             return await self._poll_failed(job_type, job, attempt, stored, error, hook=hook)
         assert isinstance(state, TaskRunning)
         if state.progress is not None:
             await self._progress(job, attempt, SUBMITTED_PROGRESS + int(state.progress * 85))
         if hook:
-            return _ack("running", status=state.status)
+            return ack("running", status=state.status)
         if self._elapsed(stored) > _deadline(adapter):
             message = f"the {adapter.name} task did not finish in time"
             await self._fail(job, attempt, message)
-            return _ack("failed", error=message)
+            return ack("failed", error=message)
         await self._schedule(job_type, job, attempt, number + 1, state.poll_after)
-        return _ack("running", status=state.status)
+        return ack("running", status=state.status)
 
     async def _poll_failed(
         self,
@@ -237,22 +223,22 @@ class RemoteJobs:
         error: ProviderError,
         *,
         hook: bool,
-    ) -> PollAnswer:
+    ) -> Outcome:
         if error.retryable and error.code in _TRANSIENT:
             if hook:
-                return _ack("transient", error=error.message)
+                return ack("transient", error=error.message)
             adapter = self.adapter_for(job_type.name, job.params)
             if adapter is not None and self._elapsed(stored) > _deadline(adapter):
                 await self._fail(job, attempt, error.message)
-                return _ack("failed", error=error.message)
+                return ack("failed", error=error.message)
             headers = retry_after_headers(error)
             body = {"error": "retryable", "message": error.message}
-            return PollAnswer(503, body, headers)
+            return Outcome(503, body, headers)
         policy = job_type.retry_policy(self.services.settings.retry_policies)
         if error.retryable and policy.retries(failure_kind(error), attempt):
             moved = await self.tasks.next_attempt(job.id, attempt, self.services.clock.now())
             if moved is None:
-                return _ack("superseded")
+                return ack("superseded")
             log.warning(
                 "job %s: provider task %s failed (%s); attempt %d submits a new one",
                 job.id,
@@ -261,25 +247,25 @@ class RemoteJobs:
                 attempt + 1,
             )
             await self._schedule(job_type, job, attempt + 1, 0, 1.0)
-            return _ack("retrying", attempt=attempt + 1)
+            return ack("retrying", attempt=attempt + 1)
         await self._fail(job, attempt, error.message)
-        return _ack("failed", error=error.message)
+        return ack("failed", error=error.message)
 
-    async def _resubmit(self, job_type: JobType[Any], job: JobRecord, attempt: int) -> PollAnswer:
+    async def _resubmit(self, job_type: JobType[Any], job: JobRecord, attempt: int) -> Outcome:
         """Poll 0: submit the attempt's task (after an earlier attempt's task died)."""
         try:
             result = await self.start(job_type, job, attempt)
         except AwaitingProvider as waiting:
-            return _ack("submitted", providerTask=waiting.task_id)
+            return ack("submitted", providerTask=waiting.task_id)
         except ProviderError as error:
             if error.retryable:
                 body = {"error": "retryable", "message": error.message}
-                return PollAnswer(503, body, retry_after_headers(error))
+                return Outcome(503, body, retry_after_headers(error))
             await self._fail(job, attempt, error.message)
-            return _ack("failed", error=error.message)
+            return ack("failed", error=error.message)
         finished = await self.services.store.complete(job.id, attempt, result)
         await self._publish(finished)
-        return _ack("completed")
+        return ack("completed")
 
     # ------------------------------------------------------------------ helpers
 

@@ -62,12 +62,9 @@ def _json(status: int, body: dict[str, Any], headers: dict[str, str] | None = No
 
 async def handle_poll(request: web.Request) -> web.Response:
     services = request.app[SERVICES]
-    denied = await services.internal.check(
-        request.headers.get("X-Internal-Api-Key"), request.headers.get("Authorization")
-    )
-    if denied is not None:
-        message = "missing credentials" if denied == 401 else "invalid credentials"
-        return _json(denied, {"error": "unauthorized", "message": message})
+    refused = await services.internal.refusal(request.headers)
+    if refused is not None:
+        return refused
     job_type = JOB_TYPES.get(request.match_info["type"])
     if job_type is None:
         return _json(404, {"error": "not_found", "message": "unknown job type"})

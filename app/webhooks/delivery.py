@@ -29,10 +29,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from standardwebhooks import Webhook
 from yarl import URL
 
+from app.jobs.enqueue import internal_request
 from app.providers.base import ProviderError
 from app.providers.guard import FetchGuard, FetchRefused
 from app.settings import Settings
-from daygen_queue import HttpRequest, NewTask, OidcToken, QueueConfig, RateLimits, RetryConfig
+from daygen_queue import NewTask, QueueConfig, RateLimits, RetryConfig
 
 log = logging.getLogger("app.webhooks")
 
@@ -86,22 +87,10 @@ class DeliveryTask(BaseModel):
 def delivery_task(settings: Settings, task: DeliveryTask) -> NewTask:
     """The Cloud Task carrying ``task``, authenticated like the job tasks (OIDC when
     ``TASK_SERVICE_ACCOUNT_EMAIL`` is set, else the internal key)."""
-    headers = {"Content-Type": "application/json"}
-    oidc = None
-    if settings.task_service_account_email:
-        oidc = OidcToken(
-            service_account_email=settings.task_service_account_email,
-            audience=settings.oidc_audience or "",
-        )
-    elif settings.internal_api_key is not None:
-        headers["X-Internal-Api-Key"] = settings.internal_api_key.get_secret_value()
     return NewTask(
         name=task.webhook_id,
-        http_request=HttpRequest(
-            url=f"{settings.base_url}{DELIVER_PATH}",
-            headers=headers,
-            body=task.model_dump_json(by_alias=True).encode(),
-            oidc_token=oidc,
+        http_request=internal_request(
+            settings, DELIVER_PATH, task.model_dump_json(by_alias=True).encode()
         ),
         dispatch_deadline=timedelta(seconds=60),
     )

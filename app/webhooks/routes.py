@@ -34,12 +34,9 @@ async def rotate_secret(request: web.Request) -> web.Response:
 async def handle_delivery(request: web.Request, outbound: OutboundHttp) -> web.Response:
     """``POST /internal/webhooks/deliver``: one attempt of one delivery task."""
     services = request.app[SERVICES]
-    denied = await services.internal.check(
-        request.headers.get("X-Internal-Api-Key"), request.headers.get("Authorization")
-    )
-    if denied is not None:
-        message = "missing credentials" if denied == 401 else "invalid credentials"
-        return web.json_response({"error": "unauthorized", "message": message}, status=denied)
+    refused = await services.internal.refusal(request.headers)
+    if refused is not None:
+        return refused
     try:
         attempt = TaskDelivery.from_headers(request.headers).attempt
         task = delivery.DeliveryTask.model_validate_json(await request.read())
