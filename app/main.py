@@ -15,7 +15,8 @@ from collections.abc import AsyncIterator, Callable
 from aiohttp import web
 
 from app import idempotency
-from app.api import api_routes, cors_middleware, json_errors
+from app.api import api_routes
+from app.api_errors import cors_middleware, json_errors
 from app.auth import InternalAuthenticator, UserAuthenticator
 from app.db import Database, open_database
 from app.events import JobEvents

@@ -17,7 +17,8 @@ from typing import Final
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from app.api import ApiError, json_body
+from app.api import json_body
+from app.api_errors import ApiError
 from app.auth import USER_ID_PATTERN, issue_dev_token
 from app.jobs.views import iso
 from app.settings import Settings

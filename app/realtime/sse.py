@@ -17,7 +17,8 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from app.api import ApiError, authenticated_user
+from app.api import authenticated_user
+from app.api_errors import ApiError
 from app.events import JOB_UPDATE_EVENT
 from app.jobs.store import JobStore
 from app.jobs.views import JobView, signed_job_view
