@@ -171,6 +171,8 @@ async def test_the_apis_own_422_message_is_shown_on_the_field_it_names(
     fixed = await submit(page, form, "image-generation")
     await expect(width).not_to_have_attribute("aria-invalid", "true")
     await expect_status(job_card(page, fixed["jobId"]), "Completed")
+    await expect(page.locator("#credits")).to_have_attribute("data-credits", "99")
+    await page.goto("about:blank")  # its connections end before its server stops
 
 
 async def test_a_failed_jobs_error_is_shown_and_its_credits_come_back(

@@ -176,6 +176,12 @@ async def test_a_job_that_finishes_before_the_socket_connects_is_shown_finished(
     released.set()
     await expect(page.locator("#connection")).to_have_attribute("data-state", "live")
     await expect_status(card, "Completed")
+    # What the completion makes the page load (the result, the credits) is loaded before the
+    # app stops at the end of the test.
+    image = card.get_by_role("button", name="Open image result full size").locator("img")
+    await expect(image).to_have_js_property("naturalWidth", 1024)
+    await expect(page.locator("#credits")).to_have_attribute("data-credits", "99")
+    await page.goto("about:blank")  # its connections end before its server stops
 
 
 async def test_without_socket_io_the_page_follows_its_jobs_over_sse(
