@@ -16,23 +16,23 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
 from benchmarks.common import (
+    JWT_SECRET,
     create_jobs,
     free_port,
     median,
     parser,
     print_table,
+    user_tokens,
     wait_ready,
     write_json,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
 CLIENTS = 50
-SECRET = "bench-secret-0123456789abcdef0123456789abcdef"
 BODY = {"prompt": "a benchmark of foxes", "width": 64, "height": 64, "model": "local"}
 
 
@@ -71,7 +71,7 @@ def serve_app(port: int, database: str, storage: str) -> None:
         port=port,
         database_url=f"sqlite+aiosqlite:///{database}",
         storage_dir=Path(storage),
-        jwt_secret=SECRET,
+        jwt_secret=JWT_SECRET,
         internal_api_key="bench-key",
         starting_credits=10**9,
         reconcile_interval_seconds=0,
@@ -127,13 +127,7 @@ async def measure(kind: str, requests: int, tokens: list[str]) -> float:
 
 
 async def run(requests: int, repeat: int) -> dict[str, Any]:
-    import jwt
-
-    exp = int(time.time()) + 3600
-    tokens = [
-        jwt.encode({"sub": f"bench-{i}", "exp": exp}, SECRET, algorithm="HS256")
-        for i in range(CLIENTS)
-    ]
+    tokens = user_tokens(CLIENTS)
     bare, app = [], []
     for _ in range(repeat):
         bare.append(await measure("bare", requests, tokens))

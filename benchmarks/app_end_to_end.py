@@ -12,30 +12,26 @@ Target: >= 100 jobs/s on this 2-core machine.
 from __future__ import annotations
 
 import asyncio
-import os
 import sqlite3
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-import jwt
-
 from benchmarks.common import (
+    app_env,
     create_jobs,
     free_port,
     median,
     parser,
     print_table,
+    start_app,
+    user_tokens,
     wait_ready,
     write_json,
 )
 
-ROOT = Path(__file__).resolve().parents[1]
 CLIENTS = 50
-SECRET = "bench-secret-0123456789abcdef0123456789abcdef"
 BODY = {"prompt": "a benchmark of foxes", "width": 64, "height": 64, "model": "local"}
 
 
@@ -46,42 +42,15 @@ def completed(database: Path) -> tuple[int, int]:
     return int(rows.get("COMPLETED", 0)), int(rows.get("FAILED", 0))
 
 
-def start_server(env: dict[str, str]) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "app"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-
-
 async def one_run(jobs: int) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as workdir:
         port = free_port()
         database = Path(workdir) / "app.db"
-        env = {
-            **os.environ,
-            "PORT": str(port),
-            "DATABASE_URL": f"sqlite+aiosqlite:///{database}",
-            "STORAGE_DIR": f"{workdir}/media",
-            "JWT_SECRET": SECRET,
-            "INTERNAL_API_KEY": "bench-key",
-            "STARTING_CREDITS": str(10**9),
-            "QUEUE_MAX_DISPATCHES_PER_SECOND": "500",
-            "QUEUE_MAX_CONCURRENT_DISPATCHES": "1000",
-            "LOG_LEVEL": "WARNING",
-            "PYTHONPATH": str(ROOT),
-        }
-        process = start_server(env)
+        process = start_app(app_env(workdir, port))
         try:
             base = f"http://127.0.0.1:{port}"
             await wait_ready(base, process)
-            exp = int(time.time()) + 3600
-            tokens = [
-                jwt.encode({"sub": f"bench-{i}", "exp": exp}, SECRET, algorithm="HS256")
-                for i in range(CLIENTS)
-            ]
+            tokens = user_tokens(CLIENTS)
             started = time.perf_counter()
             await create_jobs(base, tokens, jobs, BODY)
             created = time.perf_counter()

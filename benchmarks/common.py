@@ -6,9 +6,11 @@ import argparse
 import asyncio
 import gc
 import json
+import os
 import socket
 import statistics
 import subprocess
+import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -18,6 +20,52 @@ import aiohttp
 from aiohttp import web
 
 from tests.support.servers import start_site, wait_healthy
+
+ROOT = Path(__file__).resolve().parents[1]
+JWT_SECRET = "bench-secret-0123456789abcdef0123456789abcdef"
+"""The ``JWT_SECRET`` of every benchmarked app; ``user_tokens`` signs with it."""
+
+
+def user_tokens(count: int) -> list[str]:
+    """One hour-long token per benchmark client (``bench-0`` ...)."""
+    import jwt
+
+    exp = int(time.time()) + 3600
+    return [
+        jwt.encode({"sub": f"bench-{i}", "exp": exp}, JWT_SECRET, algorithm="HS256")
+        for i in range(count)
+    ]
+
+
+def app_env(workdir: str, port: int, **settings: str) -> dict[str, str]:
+    """The environment of a benchmarked ``python -m app``: SQLite and media in ``workdir``,
+    queues unthrottled (500/s, the Cloud Tasks maximum, 1000 in flight), credits for any run;
+    ``settings`` add to it or override it."""
+    return {
+        **os.environ,
+        "PORT": str(port),
+        "DATABASE_URL": f"sqlite+aiosqlite:///{Path(workdir) / 'app.db'}",
+        "STORAGE_DIR": f"{workdir}/media",
+        "JWT_SECRET": JWT_SECRET,
+        "INTERNAL_API_KEY": "bench-key",
+        "STARTING_CREDITS": str(10**9),
+        "QUEUE_MAX_DISPATCHES_PER_SECOND": "500",
+        "QUEUE_MAX_CONCURRENT_DISPATCHES": "1000",
+        "LOG_LEVEL": "WARNING",
+        "PYTHONPATH": str(ROOT),
+        **settings,
+    }
+
+
+def start_app(env: dict[str, str]) -> subprocess.Popen[bytes]:
+    """``python -m app`` in the background, its output discarded."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "app"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
 
 def parser(description: str) -> argparse.ArgumentParser:

@@ -19,8 +19,16 @@ from typing import Any
 
 import aiohttp
 
-from benchmarks.app_create import BODY, CLIENTS, SECRET, start
-from benchmarks.common import free_port, median, parser, print_table, wait_ready, write_json
+from benchmarks.app_create import BODY, CLIENTS, start
+from benchmarks.common import (
+    free_port,
+    median,
+    parser,
+    print_table,
+    user_tokens,
+    wait_ready,
+    write_json,
+)
 
 
 async def hammer(base: str, tokens: list[str], count: int, mode: str) -> float:
@@ -58,13 +66,8 @@ async def hammer(base: str, tokens: list[str], count: int, mode: str) -> float:
 
 
 async def run(requests: int, repeat: int) -> dict[str, Any]:
-    import jwt
 
-    exp = int(time.time()) + 3600
-    tokens = [
-        jwt.encode({"sub": f"bench-{i}", "exp": exp}, SECRET, algorithm="HS256")
-        for i in range(CLIENTS)
-    ]
+    tokens = user_tokens(CLIENTS)
     runs: dict[str, list[float]] = {"none": [], "new": [], "replay": []}
     with tempfile.TemporaryDirectory() as workdir:
         port = free_port()

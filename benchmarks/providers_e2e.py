@@ -29,30 +29,27 @@ import asyncio
 import os
 import sqlite3
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import jwt
-
 from benchmarks.common import (
+    app_env,
     create_jobs,
     free_port,
     median,
     parser,
     print_table,
+    start_app,
+    user_tokens,
     wait_ready,
     write_json,
 )
 from tests.providers.fakes.bfl import FakeBfl
 
-ROOT = Path(__file__).resolve().parents[1]
 CLIENTS = 50
-SECRET = "bench-secret-0123456789abcdef0123456789abcdef"
 BFL_KEY = "bfl_bench_key"
 BODY = {"prompt": "a benchmark of foxes", "model": "flux-1.1-pro", "width": 256, "height": 256}
 
@@ -113,16 +110,6 @@ def _utc(text: str) -> datetime:
     return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
 
 
-def start_server(env: dict[str, str]) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "app"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-
-
 def percentile(values: list[float], fraction: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
@@ -134,34 +121,21 @@ async def one_run(jobs: int, render: float) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as workdir:
         port = free_port()
         database = Path(workdir) / "app.db"
-        env = {
-            **os.environ,
-            "PORT": str(port),
-            "DATABASE_URL": f"sqlite+aiosqlite:///{database}",
-            "STORAGE_DIR": f"{workdir}/media",
-            "JWT_SECRET": SECRET,
-            "INTERNAL_API_KEY": "bench-key",
-            "STARTING_CREDITS": str(10**9),
-            "QUEUE_MAX_DISPATCHES_PER_SECOND": "500",
-            "QUEUE_MAX_CONCURRENT_DISPATCHES": "1000",
-            "BFL_API_KEY": BFL_KEY,
-            "BFL_API_URL": fake.url,
-            "FETCH_ALLOW_HOSTS": fake.url.removeprefix("http://"),
-            "RECONCILE_INTERVAL_SECONDS": "0",
-            "LOG_LEVEL": "WARNING",
-            "PYTHONPATH": str(ROOT),
-        }
-        process = start_server(env)
+        env = app_env(
+            workdir,
+            port,
+            BFL_API_KEY=BFL_KEY,
+            BFL_API_URL=fake.url,
+            FETCH_ALLOW_HOSTS=fake.url.removeprefix("http://"),
+            RECONCILE_INTERVAL_SECONDS="0",
+        )
+        process = start_app(env)
         peak_connections = peak_provider = peak_waiting = 0
         provider_port = int(fake.url.rsplit(":", 1)[1])
         try:
             base = f"http://127.0.0.1:{port}"
             await wait_ready(base, process)
-            exp = int(time.time()) + 3600
-            tokens = [
-                jwt.encode({"sub": f"bench-{i}", "exp": exp}, SECRET, algorithm="HS256")
-                for i in range(CLIENTS)
-            ]
+            tokens = user_tokens(CLIENTS)
             started = time.perf_counter()
             creating = asyncio.ensure_future(create_jobs(base, tokens, jobs, BODY))
             while True:

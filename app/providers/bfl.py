@@ -38,7 +38,7 @@ from app.providers.base import (
     TaskState,
 )
 from app.providers.capabilities import ModelCapabilities, OptionSpec
-from app.providers.http import HostPolicy, PollSchedule, ProviderHttp, elapsed_seconds
+from app.providers.http import HostPolicy, PollSchedule, ProviderHttp
 from daygen_queue import Clock
 
 __all__ = ["BFL_DOMAINS", "CAPABILITIES", "BflProvider"]
@@ -192,14 +192,9 @@ class BflProvider:
             code, message = _FINAL_FAILURES[status]
             self.http.log_failure(f"task {task.task_id} ended {status!r}", body)
             raise PermanentProviderError(message, code=code)
-        elapsed = elapsed_seconds(task.submitted_at, self.clock.now())
-        if elapsed > self.deadline_seconds:
-            self.http.log_failure(
-                f"task {task.task_id} still {status!r} after {elapsed:.0f}s", body
-            )
-            raise PermanentProviderError(
-                "the image provider did not finish in time", code=ErrorCode.DEADLINE
-            )
+        elapsed = self.http.waited(
+            task, self.clock.now(), self.deadline_seconds, status, body, "the image provider"
+        )
         progress = body.get("progress")
         return TaskRunning(
             status or "Pending",

@@ -33,6 +33,7 @@ from app.providers.base import (
     PermanentProviderError,
     ProviderError,
     ProviderOutput,
+    ProviderTask,
     RetryableProviderError,
 )
 from app.providers.guard import FetchGuard
@@ -238,6 +239,17 @@ class ProviderHttp:
             code=ErrorCode.UNAVAILABLE,
             submission_unknown=submit and status >= 500,
         )
+
+    def waited(
+        self, task: ProviderTask, now: datetime, deadline: float, status: Any, body: Any, what: str
+    ) -> float:
+        """Seconds ``task`` has run at the provider. Past ``deadline`` it has failed for good:
+        the provider's last answer is logged, and a DEADLINE error names ``what``."""
+        elapsed = elapsed_seconds(task.submitted_at, now)
+        if elapsed > deadline:
+            self.log_failure(f"task {task.task_id} still {status!r} after {elapsed:.0f}s", body)
+            raise PermanentProviderError(f"{what} did not finish in time", code=ErrorCode.DEADLINE)
+        return elapsed
 
     def log_failure(self, what: str, body: Any) -> None:
         """The provider's own words, for operators (the key scrubbed out, should it be echoed)."""

@@ -42,7 +42,7 @@ from app.providers.base import (
     UpscaleTaskRequest,
 )
 from app.providers.capabilities import ModelCapabilities, OptionSpec
-from app.providers.http import HostPolicy, PollSchedule, ProviderHttp, elapsed_seconds
+from app.providers.http import HostPolicy, PollSchedule, ProviderHttp
 from daygen_queue import Clock
 
 __all__ = ["CAPABILITIES", "DEFAULT_UPSCALE_VERSION", "ReplicateProvider"]
@@ -205,12 +205,9 @@ class ReplicateProvider:
                 "the upscaler dropped the task before starting it; trying again",
                 code=ErrorCode.ABORTED,
             )
-        elapsed = elapsed_seconds(task.submitted_at, self.clock.now())
-        if elapsed > self.deadline_seconds:
-            self.http.log_failure(f"prediction {task.task_id} still {status!r}", prediction)
-            raise PermanentProviderError(
-                "the upscaler did not finish in time", code=ErrorCode.DEADLINE
-            )
+        elapsed = self.http.waited(
+            task, self.clock.now(), self.deadline_seconds, status, prediction, "the upscaler"
+        )
         return TaskRunning(
             status or "starting", POLL.after(elapsed), queued=status not in _RUNNING[1:]
         )

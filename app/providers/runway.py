@@ -47,7 +47,6 @@ from app.providers.http import (
     PollSchedule,
     ProviderHttp,
     ProviderResponse,
-    elapsed_seconds,
     out_of_credits,
 )
 from daygen_queue import Clock
@@ -173,14 +172,9 @@ class RunwayProvider:
             raise PermanentProviderError(
                 "the video was cancelled at the provider", code=ErrorCode.CANCELLED
             )
-        elapsed = elapsed_seconds(task.submitted_at, self.clock.now())
-        if elapsed > self.deadline_seconds:
-            self.http.log_failure(
-                f"task {task.task_id} still {status!r} after {elapsed:.0f}s", body
-            )
-            raise PermanentProviderError(
-                "the video provider did not finish in time", code=ErrorCode.DEADLINE
-            )
+        elapsed = self.http.waited(
+            task, self.clock.now(), self.deadline_seconds, status, body, "the video provider"
+        )
         progress = body.get("progress")
         return TaskRunning(
             status or "PENDING",
