@@ -137,8 +137,7 @@ class RemoteBatches:
             return ack("chunk_completed")
         oldest = min(row.submitted_at for row in stored.values())
         elapsed = (self.services.clock.now() - oldest).total_seconds()
-        deadline = float(getattr(adapter, "deadline_seconds", 600.0))
-        if elapsed > deadline:
+        if elapsed > adapter.deadline_seconds:
             message = f"the {adapter.name} tasks did not finish in time"
             await self.remote._publish(await store.fail_chunk(job_id, chunk, attempt, message))
             return ack("failed", error=message)

@@ -26,8 +26,6 @@ task was running changes nothing, since the next poll task is already on the que
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import hmac
 import json
 import logging
 from collections.abc import Awaitable, Callable
@@ -38,6 +36,7 @@ from app.events import JobUpdate
 from app.jobs.dependencies import settle_dependents
 from app.jobs.enqueue import task_for
 from app.jobs.outcome import Outcome, ack
+from app.jobs.provider_requests import provider_request
 from app.jobs.provider_tasks import ProviderTaskRecord, ProviderTasks
 from app.jobs.records import JobRecord
 from app.jobs.retry_policy import failure_kind
@@ -47,21 +46,13 @@ from app.logs import job_logger
 from app.models import FINISHED, JobStatus
 from app.providers.base import (
     ErrorCode,
-    ImageTaskRequest,
-    PermanentProviderError,
     ProviderError,
     RemoteTaskProvider,
-    SourceImage,
     TaskReady,
     TaskRunning,
-    UpscaleTaskRequest,
-    VideoTaskRequest,
-    Webhook,
 )
-from app.providers.fetch import fetch_source_image
-from app.providers.guard import FetchGuard
+from app.providers.http import elapsed_seconds
 from app.providers.registry import REMOTE_NAMES
-from app.providers.sources import source_for_provider
 from app.services import Services
 from app.storage import extension_for
 from daygen_queue import HttpRequest, NewTask, TaskAlreadyExists
@@ -71,13 +62,11 @@ __all__ = [
     "AwaitingProvider",
     "RemoteJobs",
     "cancel_provider_task",
-    "webhook_secret",
 ]
 
 log = logging.getLogger("app.jobs.provider_polling")
 
 POLL_PATH = "/internal/providers/poll/{type}"
-DEFAULT_DEADLINE_SECONDS = 30 * 60.0
 SUBMITTED_PROGRESS = 5
 _TRANSIENT = (ErrorCode.RATE_LIMITED, ErrorCode.UNAVAILABLE, ErrorCode.RESULT_EXPIRED)
 _RESULT_NAMES = {"image-generation": "image", "video-generation": "video"}
@@ -92,18 +81,6 @@ class AwaitingProvider(Exception):
         super().__init__(task_id)
         self.task_id = task_id
         self.adopted = adopted
-
-
-def webhook_secret(services: Services, job_id: str) -> str | None:
-    """The secret BFL gets with a job's task (``webhook_secret``) and must prove it knows when
-    it calls back: an HMAC of the job id under ``PROVIDER_WEBHOOK_KEY`` (else the internal
-    key), so nothing is stored. ``None`` without a key: no BFL webhooks then."""
-    settings = services.settings
-    key = settings.provider_webhook_key or settings.internal_api_key
-    if key is None or not key.get_secret_value():
-        return None
-    material = key.get_secret_value().encode()
-    return hmac.new(material, f"bfl-webhook:{job_id}".encode(), hashlib.sha256).hexdigest()
 
 
 class RemoteJobs:
@@ -139,7 +116,7 @@ class RemoteJobs:
             )
             await self._schedule(job_type, job, attempt, stored.polls + 1, 0.0)
             raise AwaitingProvider(stored.task_id, adopted=True)
-        request = await self._request(job_type, job)
+        request = await provider_request(self.services, job_type, job)
         submitted = await adapter.submit(request)
         waiting = not isinstance(submitted.state, TaskReady)
         saved = await self.tasks.save(
@@ -207,7 +184,7 @@ class RemoteJobs:
             await self._progress(job, attempt, SUBMITTED_PROGRESS + int(state.progress * 85))
         if hook:
             return ack("running", status=state.status)
-        if self._elapsed(stored) > _deadline(adapter):
+        if self._elapsed(stored) > adapter.deadline_seconds:
             message = f"the {adapter.name} task did not finish in time"
             await self._fail(job, attempt, message)
             return ack("failed", error=message)
@@ -228,7 +205,7 @@ class RemoteJobs:
             if hook:
                 return ack("transient", error=error.message)
             adapter = self.adapter_for(job_type.name, job.params)
-            if adapter is not None and self._elapsed(stored) > _deadline(adapter):
+            if adapter is not None and self._elapsed(stored) > adapter.deadline_seconds:
                 await self._fail(job, attempt, error.message)
                 return ack("failed", error=error.message)
             headers = retry_after_headers(error)
@@ -313,76 +290,6 @@ class RemoteJobs:
             dispatch_deadline=timedelta(minutes=5),
         )
 
-    async def _request(self, job_type: JobType[Any], job: JobRecord) -> Any:
-        """The adapter's request, from the job's saved params."""
-        params = job.params
-        # Standard options are merged into the top-level fields at creation; what is left
-        # under ``options`` (unset ones are None) is for the provider to read.
-        given = params.get("options") or {}
-        options: dict[str, Any] = {k: v for k, v in given.items() if v is not None}
-        images = _image_urls(params)
-        webhook = self._webhook(job)
-        if job_type.name == "image-generation":
-            return ImageTaskRequest(
-                model=params["model"],
-                prompt=params["prompt"],
-                width=int(params.get("width") or options.get("width") or 1024),
-                height=int(params.get("height") or options.get("height") or 1024),
-                seed=params.get("seed"),
-                images=tuple([await self._source(url) for url in images]),
-                options=options,
-                webhook=webhook,
-            )
-        if job_type.name == "video-generation":
-            duration = params.get("duration") or options.get("duration") or 5
-            return VideoTaskRequest(
-                model=params["model"],
-                prompt=params.get("prompt") or "",
-                duration_seconds=round(float(duration)),
-                width=int(params.get("width") or 1280),
-                height=int(params.get("height") or 720),
-                image=await self._source(images[0]) if images else None,
-                seed=params.get("seed"),
-                options=options,
-            )
-        if not images:
-            raise PermanentProviderError("imageUrl is required", code=ErrorCode.INVALID_REQUEST)
-        return UpscaleTaskRequest(
-            model=params["model"],
-            image=await self._source(images[0]),
-            scale=int(params.get("scale") or options.get("scale") or 2),
-            face_enhance=bool(params.get("face_enhance") or options.get("faceEnhance", False)),
-            webhook=webhook,
-        )
-
-    def _webhook(self, job: JobRecord) -> Webhook | None:
-        settings = self.services.settings
-        if not settings.provider_webhooks:
-            return None
-        provider = str(job.params.get("provider"))
-        if provider == "bfl":
-            secret = webhook_secret(self.services, job.id)
-            url = f"{settings.base_url}/internal/providers/bfl/webhook"
-            return None if secret is None else Webhook(url, secret)
-        if provider == "upscale" and settings.replicate_webhook_secret is not None:
-            return Webhook(f"{settings.base_url}/internal/providers/replicate/webhook")
-        return None
-
-    async def _source(self, url: str) -> SourceImage:
-        settings = self.services.settings
-        storage = self.services.storage
-
-        async def fetch(target: str) -> bytes:
-            return await fetch_source_image(
-                target,
-                storage=storage,
-                guard=FetchGuard.from_settings(settings),
-                max_bytes=settings.source_fetch_max_bytes,
-                timeout=settings.source_fetch_timeout_seconds,
-            )
-
-        return await source_for_provider(url, storage, fetch)
-
     async def _store_result(
         self,
         job_type: JobType[Any],
@@ -415,7 +322,7 @@ class RemoteJobs:
             await settle_dependents(self.services, job)  # a finished job's waiting children
 
     def _elapsed(self, stored: ProviderTaskRecord) -> float:
-        return max(0.0, (self.services.clock.now() - stored.submitted_at).total_seconds())
+        return elapsed_seconds(stored.submitted_at, self.services.clock.now())
 
 
 async def cancel_provider_task(services: Services, job: JobRecord) -> bool:
@@ -446,22 +353,6 @@ def retry_after_headers(error: ProviderError) -> dict[str, str]:
     if error.retry_after is None:
         return {}
     return {"Retry-After": str(max(1, int(error.retry_after + 0.999)))}
-
-
-def _deadline(adapter: RemoteTaskProvider[Any]) -> float:
-    """How long a task of this adapter may run before the job is given up (the adapters'
-    per-model deadlines: BFL 10 min, Replicate 15 min, Runway 30 min)."""
-    value = getattr(adapter, "deadline_seconds", None)
-    return float(value) if isinstance(value, int | float) else DEFAULT_DEADLINE_SECONDS
-
-
-def _image_urls(params: dict[str, Any]) -> list[str]:
-    """The job's source images: ``imageUrls`` (``image_urls`` saved), else ``imageUrl``."""
-    urls = params.get("image_urls") or params.get("imageUrls") or []
-    single = params.get("image_url") or params.get("imageUrl")
-    if not urls and single:
-        urls = [single]
-    return [str(url) for url in urls]
 
 
 async def _cancel_quietly(adapter: RemoteTaskProvider[Any], submitted: Any) -> None:

@@ -31,7 +31,8 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, Valida
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from app.jobs.provider_batches import RemoteBatches
-from app.jobs.provider_polling import POLL_PATH, RemoteJobs, webhook_secret
+from app.jobs.provider_polling import POLL_PATH, RemoteJobs
+from app.jobs.provider_requests import webhook_secret
 from app.jobs.types import JOB_TYPES
 from app.metrics import outcome_word
 from app.models import MAX_JOB_ID_LENGTH

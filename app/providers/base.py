@@ -367,10 +367,12 @@ class RemoteTaskProvider(Protocol[RequestT_contra]):
 
     ``submit`` is never retried by the adapter itself (no provider here takes an idempotency
     key, so a retried create can start a second paid task); ``poll``, ``download`` and
-    ``cancel`` are safe to repeat.
+    ``cancel`` are safe to repeat. ``deadline_seconds`` is how long one of its tasks may run
+    before the job is given up.
     """
 
     name: str
+    deadline_seconds: float
 
     async def submit(self, request: RequestT_contra) -> Submitted: ...
 

@@ -130,7 +130,7 @@ async def test_webhooks_are_off_unless_enabled(rig: RemoteRig) -> None:
 async def test_no_bfl_webhook_without_a_key_to_derive_its_secret(rig: RemoteRig) -> None:
     """With OIDC deliveries only (no INTERNAL_API_KEY, no PROVIDER_WEBHOOK_KEY) nothing could
     make the secret unguessable: BFL webhooks are not requested, polling does the work."""
-    from app.jobs.provider_polling import webhook_secret
+    from app.jobs.provider_requests import webhook_secret
     from app.services import SERVICES
 
     service = await rig.start(provider_webhooks=True, provider_webhook_key="k" * 32)
