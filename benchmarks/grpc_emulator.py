@@ -13,10 +13,11 @@ the server):
 3. The emulator process's RSS, sampled from /proc, across a 100 000-task end-to-end run.
 
 Baselines in the same run: a grpc.aio server whose CreateTask handler does nothing (the
-per-RPC floor of the gRPC stack itself), and a bare aiohttp client posting to the receiver
-(the floor of HTTP delivery). Besides client-observed rates, each server's CPU time per task
-is read from /proc: the client (one Python process) saturates first, so CPU per task is what
-compares the servers.
+per-RPC floor of the gRPC stack itself), once on the default CPU scheduling policy and once
+on SCHED_BATCH as ``python -m emulator`` runs, and a bare aiohttp client posting to the
+receiver (the floor of HTTP delivery). Besides client-observed rates, each server's CPU time
+per task is read from /proc: the client (one Python process) saturates first, so CPU per task
+is what compares the servers.
 
 The PyPI emulator (a sync gRPC server on a 2-thread pool, urllib delivery) is installed into a
 throwaway virtualenv (``/tmp/gcloud-tasks-emulator-venv``) on first use.
@@ -49,6 +50,8 @@ REPO = Path(__file__).resolve().parents[1]
 PYPI_VENV = Path("/tmp/gcloud-tasks-emulator-venv")
 PARENT = "projects/bench/locations/local"
 CONCURRENCY = 50
+FLOOR = "grpc.aio floor (no-op handler)"
+BATCH_FLOOR = "grpc.aio floor, SCHED_BATCH"
 
 
 # ------------------------------------------------------------------ servers
@@ -157,13 +160,24 @@ def pypi_emulator() -> Server:
 
 def floor_server() -> Server:
     """The same gRPC stack answering CreateTask with a canned Task and doing nothing else:
-    the floor any grpc.aio emulator pays per RPC (on uvloop, as ``python -m emulator``)."""
+    the floor any grpc.aio emulator pays per RPC (on uvloop, as ``python -m emulator``), on
+    the default CPU scheduling policy."""
     port = free_port()
     return Server(
-        "grpc.aio floor (no-op handler)",
+        FLOOR,
         [sys.executable, "-m", "benchmarks.grpc_emulator", "--serve-floor", str(port)],
         f"127.0.0.1:{port}",
     )
+
+
+def batch_floor_server() -> Server:
+    """The floor on SCHED_BATCH, as ``python -m emulator`` runs (``batch_scheduling``): the
+    gRPC stack's own cost under the emulator's own setting, so that ours over this one is
+    what the emulator's handlers add."""
+    server = floor_server()
+    server.name = BATCH_FLOOR
+    server.command.append("--floor-batch")
+    return server
 
 
 async def serve_floor(port: int) -> None:
@@ -423,9 +437,10 @@ async def run(args: Any) -> dict[str, Any]:
     rss_n = args.rss_tasks if args.rss_tasks >= 0 else (10_000 if quick else 100_000)
     receiver = CountingReceiver()
     await receiver.start()
-    floor = Contender(floor_server().name, floor_server, create_only=True)
+    floor = Contender(FLOOR, floor_server, create_only=True)
+    batch_floor = Contender(BATCH_FLOOR, batch_floor_server, create_only=True)
     mine = Contender(ours().name, ours)
-    contenders = [floor, mine]
+    contenders = [floor, batch_floor, mine]
     baseline: Contender | None = None
     if args.baseline:
         factory = baseline_emulator(args.baseline)
@@ -451,6 +466,7 @@ async def run(args: Any) -> dict[str, Any]:
     ratios: dict[str, Any] = {
         # CreateTask per CPU-second, ours over the floor's (1.0: no cost beyond gRPC's own).
         "create_50_in_flight_vs_floor": median(paired_ratios(mine, floor, "par")),
+        "create_50_in_flight_vs_batch_floor": median(paired_ratios(mine, batch_floor, "par")),
     }
     if baseline is not None:
         ratios["end_to_end_cpu_vs_baseline"] = 1 / median(paired_ratios(mine, baseline, "e2e"))
@@ -488,11 +504,16 @@ def main() -> None:
         "--rss-tasks", type=int, default=-1, help="tasks in the RSS run (0: no RSS run)"
     )
     cli.add_argument("--serve-floor", type=int, default=0, help=argparse.SUPPRESS)
+    cli.add_argument("--floor-batch", action="store_true", help=argparse.SUPPRESS)
     args = cli.parse_args()
     if args.baseline:
         args.baseline = Path(args.baseline).resolve()
     if args.serve_floor:
+        from emulator.__main__ import batch_scheduling
         from emulator.__main__ import run as run_server_loop
+
+        if args.floor_batch and not batch_scheduling():
+            raise SystemExit("SCHED_BATCH is not available here")
 
         async def floor_main() -> int:
             await serve_floor(args.serve_floor)
@@ -535,9 +556,13 @@ def main() -> None:
     ratio_rows = [
         {
             "ratio (median of per-repeat pairs)": "CreateTask per server CPU-second, 50 in "
-            "flight: ours / the floor",
-            "value": f"{ratios['create_50_in_flight_vs_floor']:.3f}x",
+            f"flight: ours / {name}",
+            "value": f"{ratios[key]:.3f}x",
         }
+        for key, name in (
+            ("create_50_in_flight_vs_floor", FLOOR),
+            ("create_50_in_flight_vs_batch_floor", BATCH_FLOOR),
+        )
     ]
     if "end_to_end_cpu_vs_baseline" in ratios:
         for key, label in (

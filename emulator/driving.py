@@ -154,7 +154,14 @@ class Driver:
         loop = asyncio.get_running_loop()
         alarm: asyncio.Future[None] = loop.create_future()
         self._alarm, self._sleeping_until = alarm, upcoming
-        timer = None if upcoming is None else loop.call_later(seconds, _ring, alarm)
+        # Whole milliseconds, rounded up: uvloop's timers round to the nearest millisecond
+        # and run a delay under half of one at once, so a token due in 0.4 ms would have the
+        # loop wake, find nothing startable and sleep again, over and over, until it came.
+        timer = (
+            None
+            if upcoming is None
+            else loop.call_later(math.ceil(seconds * 1000) / 1000, _ring, alarm)
+        )
         try:
             await alarm
         finally:

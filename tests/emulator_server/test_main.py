@@ -4,6 +4,7 @@ stream, clean SIGTERM, and a clear refusal of a bad queues file."""
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -12,7 +13,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from tests.emulator_server.process import REPO, EmulatorProcess
+from tests.emulator_server.process import REPO, EmulatorProcess, running_emulator
 
 pytestmark = pytest.mark.slow
 
@@ -98,3 +99,19 @@ def test_a_port_in_use_is_refused_in_one_line_naming_port_and_flag(flag: str, ot
     assert result.stdout == ""  # never "ready"
     [line] = result.stderr.splitlines()
     assert f"127.0.0.1:{port}" in line and f"choose another with {flag} " in line
+
+
+def _thread_policies(pid: int) -> set[int]:
+    return {os.sched_getscheduler(int(tid)) for tid in os.listdir(f"/proc/{pid}/task")}
+
+
+@pytest.mark.skipif(not hasattr(os, "SCHED_BATCH"), reason="SCHED_BATCH is Linux's")
+def test_every_thread_of_the_server_runs_on_the_batch_policy_unless_asked_not_to() -> None:
+    """gRPC's own threads inherit the policy set before they start; ``--no-batch-scheduling``
+    leaves the default."""
+    with running_emulator() as server:
+        assert server.process is not None
+        assert _thread_policies(server.process.pid) == {os.SCHED_BATCH}
+    with running_emulator("--no-batch-scheduling") as server:
+        assert server.process is not None
+        assert _thread_policies(server.process.pid) == {os.SCHED_OTHER}
