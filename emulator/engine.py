@@ -398,7 +398,10 @@ class Engine:
         runtime.push(task)
         self._store.put_task(task)
         await self._store.flush()
-        self._kick(runtime, now)
+        if self._driver.starts_in_batches:
+            self._driver.pump_soon()
+        else:
+            self._kick(runtime, now)
         return task
 
     def _task_location(self, name: str) -> tuple[QueueRuntime, TaskRecord]:

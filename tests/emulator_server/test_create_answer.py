@@ -4,6 +4,7 @@ task as GetTask reports it, for every view, API version and kind of HTTP task.""
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -63,10 +64,22 @@ def _tasks(api: Api, queue: str) -> list[Any]:
 async def test_create_answer_equals_the_stored_task(
     api: Api, view: int, owned: bool, running: bool
 ) -> None:
-    # On the wall clock a running queue starts the attempt inside CreateTask, before the
-    # answer is built: the answer then reports it, as GetTask would.
+    # On the wall clock a running queue starts the attempt just after the answer (at the
+    # driver's next pump, within PUMP_SOON_SECONDS), as Cloud Tasks answers before it
+    # dispatches; the answer is what GetTask reports at that moment.
     clock = SystemClock() if running else VirtualClock()
-    engine = Engine(clock=clock, dispatcher=CallableDispatcher(_ok))
+    tasks = _tasks(api, f"{PARENT}/queues/q")
+    all_delivered = asyncio.Event()
+    delivered = 0
+
+    async def count(request: DispatchRequest) -> int:
+        nonlocal delivered
+        delivered += 1
+        if delivered == len(tasks):
+            all_delivered.set()
+        return 200
+
+    engine = Engine(clock=clock, dispatcher=CallableDispatcher(count))
     await engine.start()
     await asyncio.sleep(0)  # one turn of the loop: the wall clock's driver task starts
     service = CloudTasksService(engine)
@@ -76,10 +89,44 @@ async def test_create_answer_equals_the_stored_task(
     )
     if not running:
         await service.pause_queue(api.request("PauseQueueRequest")(name=queue), api)
-    for sent in _tasks(api, queue):
+    for sent in tasks:
         request = api.request("CreateTaskRequest")(parent=queue, task=sent, response_view=view)
         answer = await service.create_task(request, api, owned=owned)
         stored = engine.get_task(answer.name)
         assert answer == conv.task_to_pb(stored, view, api)
-        assert stored.dispatch_count == (1 if running else 0)
+        assert stored.dispatch_count == 0
+    if running:
+        await asyncio.wait_for(all_delivered.wait(), 10)
+    await engine.close()
+
+
+async def _fail(request: DispatchRequest) -> int:
+    return 503
+
+
+@pytest.mark.parametrize("api", APIS, ids=lambda api: api.service_name.split(".")[3])
+@pytest.mark.parametrize("view", [conv.VIEW_BASIC, conv.VIEW_FULL])
+async def test_an_answer_built_after_attempts_began_reports_them(api: Api, view: int) -> None:
+    """A durable store's flush may let the driver start the task before CreateTask answers:
+    the answer built from the task as sent then carries the attempts, as GetTask does."""
+    clock = VirtualClock()
+    engine = Engine(clock=clock, dispatcher=CallableDispatcher(_fail))
+    await engine.start()
+    service = CloudTasksService(engine)
+    queue = f"{PARENT}/queues/q"
+    await service.create_queue(
+        api.request("CreateQueueRequest")(parent=PARENT, queue={"name": queue}), api
+    )
+    for sent in _tasks(api, queue):
+        kept = type(sent)()
+        kept.CopyFrom(sent)
+        request = api.request("CreateTaskRequest")(parent=queue, task=sent, response_view=view)
+        name = (await service.create_task(request, api)).name
+        # Just past its schedule time: the first attempt has failed and the task backs off.
+        due = engine.get_task(name).schedule_time
+        await engine.advance(due - clock.now() + timedelta(milliseconds=1))
+        stored = engine.get_task(name)
+        assert stored.first_attempt is not None and stored.last_attempt is not None
+        answer = conv.created_task_to_pb(kept, stored, view, api)
+        assert answer == conv.task_to_pb(stored, view, api)
     await engine.close()
