@@ -140,6 +140,45 @@ def test_on_uvloop_a_rate_limited_queue_wakes_the_engine_once_per_token_not_in_a
     assert pumps <= 2 * extra
 
 
+async def test_on_the_wall_clock_tasks_created_together_start_together_at_the_next_pump() -> None:
+    """CreateTask answers before the task starts; the driver's next pump, within
+    PUMP_SOON_SECONDS, starts it with every task created meanwhile."""
+    delivered = 0
+    all_in = asyncio.Event()
+
+    async def handler(request: emu.DispatchRequest) -> int:
+        nonlocal delivered
+        delivered += 1
+        if delivered == 20:
+            all_in.set()
+        return 200
+
+    engine = emu.Engine(clock=SystemClock(), dispatcher=emu.CallableDispatcher(handler))
+    pumps = 0
+    pump = engine.pump
+
+    def counting_pump() -> None:
+        nonlocal pumps
+        pumps += 1
+        pump()
+
+    engine.pump = counting_pump  # type: ignore[method-assign]
+    async with engine:
+        await engine.create_queue(emu.QueueSpec(QUEUE))
+        await asyncio.sleep(0)  # the driver's task starts and goes to sleep: nothing is due
+        before = pumps
+        target = emu.HttpTarget(url="http://target.invalid/run")
+        for _ in range(20):
+            await engine.create_task(QUEUE, emu.NewTaskSpec(target))
+        dispatched = engine.events.of_kind(emu.EventKind.TASK_DISPATCHED)
+        assert dispatched == [] and pumps == before  # every answer came before any start
+        await asyncio.wait_for(all_in.wait(), 10)
+        dispatched = engine.events.of_kind(emu.EventKind.TASK_DISPATCHED)
+        assert len(dispatched) == 20
+        assert len({event.time for event in dispatched}) == 1  # started by one pump
+        assert pumps - before == 1
+
+
 async def test_a_drive_stops_at_its_horizon_and_resumes_from_there(
     virtual_clock: VirtualClock,
 ) -> None:
