@@ -114,6 +114,8 @@ class Engine:
         self._clock: Clock = clock if clock is not None else SystemClock()
         self._dispatcher: Dispatcher = dispatcher if dispatcher is not None else HttpDispatcher()
         self._store: Store = store if store is not None else MemoryStore()
+        # A memory store keeps nothing: CreateTask, every job's call, skips its no-op writes.
+        self._journaled = type(self._store) is not MemoryStore
         self._token_minter = token_minter
         self.access_tokens = access_tokens if access_tokens is not None else AccessTokens()
         self.app_engine_host = app_engine_host
@@ -385,7 +387,7 @@ class Engine:
                 name = f"{queue}/tasks/{self._new_task_id()}"
         check_task_size(name, spec.http_request)
         task = records.new_task(name, queue, spec, now)
-        self._emit(EventKind.TASK_CREATED, record.short_id, task.short_id, now=now)
+        self.events.emit(Event(now, EventKind.TASK_CREATED, record.short_id, task.short_id))
         purge_time = record.purge_time
         if purge_time is not None and task.create_time <= purge_time:
             # Created in the purge's second: Cloud Tasks compares whole-second create times
@@ -396,8 +398,9 @@ class Engine:
             return task
         tasks[name] = task
         runtime.push(task)
-        self._store.put_task(task)
-        await self._store.flush()
+        if self._journaled:
+            self._store.put_task(task)
+            await self._store.flush()
         if self._driver.starts_in_batches:
             self._driver.pump_soon()
         else:

@@ -196,8 +196,8 @@ def _validate_http_fields(target: HttpTarget) -> None:
         raise InvalidArgument(
             "HttpRequest.body is only allowed if the HTTP method is POST, PUT or PATCH."
         )
-    header_bytes = sum(len(k) + len(v) for k, v in target.headers.items())
-    if header_bytes >= rules.MAX_HEADERS_SIZE:
+    headers = target.headers
+    if headers and sum(len(k) + len(v) for k, v in headers.items()) >= rules.MAX_HEADERS_SIZE:
         raise InvalidArgument("HttpRequest.headers must total less than 80KB.")
 
 
@@ -255,8 +255,9 @@ def validate_new_task(spec: NewTaskSpec, now: datetime, *, queue_routed: bool = 
 def stored_task_size(name: str, target: HttpTarget) -> int:
     """Approximate serialized size of the stored task: the fields that can be large plus the
     fixed part of the proto (timestamps, counters, tags), which is under 100 bytes."""
-    headers = sum(len(k) + len(v) + 6 for k, v in target.headers.items())
-    return len(name) + len(target.url) + len(target.body) + headers + 96
+    headers = target.headers
+    header_bytes = sum(len(k) + len(v) + 6 for k, v in headers.items()) if headers else 0
+    return len(name) + len(target.url) + len(target.body) + header_bytes + 96
 
 
 def check_task_size(name: str, target: HttpTarget) -> None:
