@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import pytest
@@ -94,6 +95,36 @@ async def test_on_the_wall_clock_the_engine_dispatches_by_itself_at_the_due_time
             await engine.run_until_idle()
 
 
+@dataclass
+class _CountedEngine:
+    """A wall-clock engine whose in-memory target answers 200, with the driver's pumps and
+    the deliveries counted; ``all_in`` is set once ``expected`` deliveries arrived."""
+
+    engine: emu.Engine
+    all_in: asyncio.Event = field(default_factory=asyncio.Event)
+    pumps: int = 0
+    delivered: int = 0
+
+    @classmethod
+    def build(cls, expected: int) -> _CountedEngine:
+        async def handler(request: emu.DispatchRequest) -> int:
+            counted.delivered += 1
+            if counted.delivered == expected:
+                counted.all_in.set()
+            return 200
+
+        engine = emu.Engine(clock=SystemClock(), dispatcher=emu.CallableDispatcher(handler))
+        counted = cls(engine)
+        pump = engine.pump
+
+        def counting_pump() -> None:
+            counted.pumps += 1
+            pump()
+
+        engine.pump = counting_pump  # type: ignore[method-assign]
+        return counted
+
+
 def test_on_uvloop_a_rate_limited_queue_wakes_the_engine_once_per_token_not_in_a_spin() -> None:
     """uvloop runs a timer of under half a millisecond at once: a driver that asked it for
     the 0.4 ms left until the next token would wake, find nothing startable and ask again
@@ -102,26 +133,8 @@ def test_on_uvloop_a_rate_limited_queue_wakes_the_engine_once_per_token_not_in_a
     rate, extra = 100, 30  # a burst of 100 (Cloud Tasks' derivation), then 30 at 10 ms each
 
     async def scenario() -> tuple[int, int]:
-        done = asyncio.Event()
-        delivered = 0
-
-        async def handler(request: emu.DispatchRequest) -> int:
-            nonlocal delivered
-            delivered += 1
-            if delivered == rate + extra:
-                done.set()
-            return 200
-
-        engine = emu.Engine(clock=SystemClock(), dispatcher=emu.CallableDispatcher(handler))
-        pumps = 0
-        pump = engine.pump
-
-        def counting_pump() -> None:
-            nonlocal pumps
-            pumps += 1
-            pump()
-
-        engine.pump = counting_pump  # type: ignore[method-assign]
+        counted = _CountedEngine.build(rate + extra)
+        engine = counted.engine
         async with engine:
             spec = emu.QueueSpec(QUEUE, rate_limits=emu.RateLimits(max_dispatches_per_second=rate))
             await engine.create_queue(spec)
@@ -129,10 +142,10 @@ def test_on_uvloop_a_rate_limited_queue_wakes_the_engine_once_per_token_not_in_a
             target = emu.HttpTarget(url="http://target.invalid/run")
             for _ in range(rate + extra):
                 await engine.create_task(QUEUE, emu.NewTaskSpec(target))
-            before = pumps
+            before = counted.pumps
             await engine.resume_queue(QUEUE)
-            await asyncio.wait_for(done.wait(), 10)
-            return pumps - before, delivered
+            await asyncio.wait_for(counted.all_in.wait(), 10)
+            return counted.pumps - before, counted.delivered
 
     pumps, delivered = uvloop.run(scenario())
     assert delivered == rate + extra
@@ -143,40 +156,22 @@ def test_on_uvloop_a_rate_limited_queue_wakes_the_engine_once_per_token_not_in_a
 async def test_on_the_wall_clock_tasks_created_together_start_together_at_the_next_pump() -> None:
     """CreateTask answers before the task starts; the driver's next pump, within
     PUMP_SOON_SECONDS, starts it with every task created meanwhile."""
-    delivered = 0
-    all_in = asyncio.Event()
-
-    async def handler(request: emu.DispatchRequest) -> int:
-        nonlocal delivered
-        delivered += 1
-        if delivered == 20:
-            all_in.set()
-        return 200
-
-    engine = emu.Engine(clock=SystemClock(), dispatcher=emu.CallableDispatcher(handler))
-    pumps = 0
-    pump = engine.pump
-
-    def counting_pump() -> None:
-        nonlocal pumps
-        pumps += 1
-        pump()
-
-    engine.pump = counting_pump  # type: ignore[method-assign]
+    counted = _CountedEngine.build(20)
+    engine = counted.engine
     async with engine:
         await engine.create_queue(emu.QueueSpec(QUEUE))
         await asyncio.sleep(0)  # the driver's task starts and goes to sleep: nothing is due
-        before = pumps
+        before = counted.pumps
         target = emu.HttpTarget(url="http://target.invalid/run")
         for _ in range(20):
             await engine.create_task(QUEUE, emu.NewTaskSpec(target))
         dispatched = engine.events.of_kind(emu.EventKind.TASK_DISPATCHED)
-        assert dispatched == [] and pumps == before  # every answer came before any start
-        await asyncio.wait_for(all_in.wait(), 10)
+        assert dispatched == [] and counted.pumps == before  # every answer came before any start
+        await asyncio.wait_for(counted.all_in.wait(), 10)
         dispatched = engine.events.of_kind(emu.EventKind.TASK_DISPATCHED)
         assert len(dispatched) == 20
         assert len({event.time for event in dispatched}) == 1  # started by one pump
-        assert pumps - before == 1
+        assert counted.pumps - before == 1
 
 
 async def test_a_drive_stops_at_its_horizon_and_resumes_from_there(
